@@ -1,0 +1,110 @@
+"""Settings for the in-service SDK: `LIGHTKEEPER_*` environment variables, overridden
+by the keyword arguments of `instrument()`.
+
+A bad value fails at start-up, naming the setting and the environment variable, so a
+typo in a deployment manifest is found when the pod starts rather than in an incident.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+
+ENV_PREFIX = "LIGHTKEEPER_"
+
+
+class SettingsError(ValueError):
+    """A setting has a value Lightkeeper cannot use; the message names it."""
+
+
+class Settings(BaseSettings):
+    """Every knob of the SDK. Defaults are what a production service should run with."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", frozen=True)
+
+    service: str = Field("app", min_length=1, max_length=64)
+    environment: str = Field("dev", min_length=1, max_length=64)
+    version: str = Field("0.0.0", min_length=1, max_length=64)
+
+    # Metrics and exposition
+    metrics_path: str = "/metrics"
+    metrics_token: str | None = Field(None, repr=False)
+    excluded_paths: tuple[str, ...] = ("/metrics", "/health", "/health/live", "/health/ready")
+    multiprocess_dir: str | None = None
+
+    # Logs
+    log_level: LogLevel = "INFO"
+    log_info_sample_rate: float = Field(1.0, ge=0.0, le=1.0)
+    access_log: bool = True
+    configure_logging: bool = True
+    quiet_loggers: tuple[str, ...] = ("openai", "anthropic", "httpx", "httpcore", "urllib3")
+
+    # Request ids
+    request_id_header: str = "X-Request-ID"
+
+    # Health
+    health_path: str = "/health"
+    health_timeout_seconds: float = Field(2.0, gt=0.0, le=60.0)
+    health_cache_seconds: float = Field(1.0, ge=0.0, le=300.0)
+
+    # Traces and errors (used by lightkeeper.sdk.tracing / errors)
+    otlp_endpoint: str | None = None
+    trace_sample_rate: float | None = Field(None, ge=0.0, le=1.0)
+    sentry_dsn: str | None = Field(None, repr=False)
+    sentry_traces_sample_rate: float = Field(0.0, ge=0.0, le=1.0)
+    sentry_profiles_sample_rate: float = Field(0.0, ge=0.0, le=1.0)
+
+    # Integrations
+    slow_query_seconds: float = Field(1.0, gt=0.0)
+
+    @field_validator("metrics_path", "health_path")
+    @classmethod
+    def _absolute_path(cls, value: str) -> str:
+        if not value.startswith("/") or len(value) < 2:
+            raise ValueError("must be an absolute URL path such as '/metrics'")
+        return value.rstrip("/")
+
+    @field_validator("request_id_header")
+    @classmethod
+    def _header_name(cls, value: str) -> str:
+        if not value or not all(c.isalnum() or c == "-" for c in value):
+            raise ValueError("must be an HTTP header name made of letters, digits and '-'")
+        return value
+
+    @property
+    def effective_trace_sample_rate(self) -> float:
+        """10 % in production, everything elsewhere, unless set explicitly."""
+        if self.trace_sample_rate is not None:
+            return self.trace_sample_rate
+        return 0.1 if self.environment.lower() in {"prod", "production"} else 1.0
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Environment first, keyword arguments on top; errors name the setting.
+
+    Keyword arguments equal to None are ignored so callers can forward optional
+    parameters without erasing environment values.
+    """
+    given = {k: v for k, v in overrides.items() if v is not None}
+    unknown = sorted(set(given) - set(Settings.model_fields))
+    if unknown:
+        known = ", ".join(sorted(Settings.model_fields))
+        raise SettingsError(f"unknown lightkeeper setting(s) {', '.join(unknown)}; known settings: {known}")
+    try:
+        return Settings(**given)
+    except ValidationError as exc:
+        raise SettingsError(_describe(exc, set(given))) from None
+
+
+def _describe(exc: ValidationError, from_kwargs: set[str]) -> str:
+    lines = ["invalid lightkeeper settings:"]
+    for err in exc.errors():
+        name = str(err["loc"][0]) if err["loc"] else "?"
+        source = "instrument() argument" if name in from_kwargs else f"environment variable {ENV_PREFIX}{name.upper()}"
+        # Never echo the rejected value: it may be a token or a DSN.
+        lines.append(f"  {name} ({source}): {err['msg']}")
+    return "\n".join(lines)

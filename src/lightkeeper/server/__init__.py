@@ -1,0 +1,1 @@
+"""The optional monitor server (probes, SLOs, status page); not built yet."""

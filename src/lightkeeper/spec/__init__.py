@@ -1,0 +1,1 @@
+"""The `lightkeeper.yaml` models and loader."""

@@ -1,0 +1,1 @@
+"""Generators that turn a `lightkeeper.yaml` spec into deployable stack configuration."""
