@@ -1,0 +1,394 @@
+"""The `lightkeeper.yaml` data model.
+
+Every generator reads this and nothing else, so a field added here is a field the
+whole stack understands. Unknown keys are errors (`extra="forbid"`): a misspelt
+`repeat_intervall` must fail loudly, not be ignored until the night it matters.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+Severity = Literal["critical", "high", "medium", "low"]
+SEVERITIES: tuple[Severity, ...] = ("critical", "high", "medium", "low")
+
+_DURATION = re.compile(r"^(\d+)(ms|s|m|h|d|w|y)$")
+_DURATION_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
+_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
+_LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+_ENV_VAR = re.compile(r"^[A-Z_][A-Z0-9_]*$")
+
+
+def duration_seconds(text: str) -> float:
+    """Seconds in a Prometheus duration such as `5m`, `1h`, `30d` (single unit)."""
+    match = _DURATION.match(text)
+    if not match:
+        raise ValueError(f"{text!r} is not a duration; write a number and a unit, e.g. 30s, 5m, 1h, 30d")
+    return int(match.group(1)) * _DURATION_SECONDS[match.group(2)]
+
+
+def _check_duration(value: str) -> str:
+    duration_seconds(value)
+    return value
+
+
+Duration = Annotated[str, Field(description="Prometheus duration: 30s, 5m, 1h, 30d")]
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+# --- environments ------------------------------------------------------------------
+class Environment(StrictModel):
+    """A deployment of the service that Prometheus scrapes."""
+
+    targets: list[str] = Field(min_length=1, description="host:port of each instance")
+    metrics_path: str = "/metrics"
+    scheme: Literal["http", "https"] = "http"
+    scrape_interval: Duration | None = None
+    bearer_token_file: str | None = Field(None, description="File holding the /metrics token")
+    labels: dict[str, str] = Field(default_factory=dict, description="Extra target labels")
+    thresholds: dict[str, float | dict[Severity, float]] = Field(
+        default_factory=dict,
+        description="Per-environment alert thresholds; a number replaces the least severe tier",
+    )
+
+    @field_validator("scrape_interval")
+    @classmethod
+    def _dur(cls, v: str | None) -> str | None:
+        return None if v is None else _check_duration(v)
+
+    @field_validator("targets")
+    @classmethod
+    def _targets(cls, v: list[str]) -> list[str]:
+        for t in v:
+            if ":" not in t or "/" in t:
+                raise ValueError(f"target {t!r} must be host:port, e.g. api:8000")
+        return v
+
+
+# --- SLOs --------------------------------------------------------------------------
+class AvailabilitySLI(StrictModel):
+    """Good events are responses whose status code does not match `bad_status`."""
+
+    kind: Literal["availability"]
+    routes: list[str] | None = Field(None, description="Route templates; omitted = whole service")
+    route_group: str | None = Field(None, description="Name of an entry in route_groups")
+    bad_status: str = Field("5..", description="Regex over status_code that counts as bad")
+
+
+class LatencySLI(StrictModel):
+    """Good events are requests faster than `threshold_seconds` (a histogram bucket bound)."""
+
+    kind: Literal["latency"]
+    threshold_seconds: float = Field(gt=0)
+    routes: list[str] | None = None
+    route_group: str | None = None
+
+
+SLI = Annotated[AvailabilitySLI | LatencySLI, Field(discriminator="kind")]
+
+
+class BurnRateTier(StrictModel):
+    """One multi-window burn-rate alert: fire when both windows burn faster than allowed."""
+
+    name: str
+    long_window: Duration
+    short_window: Duration
+    budget_share: float = Field(gt=0, le=1, description="Share of the period's budget this tier spends")
+    severity: Severity
+
+
+class SLOAlerting(StrictModel):
+    page: bool = True
+    ticket: bool = True
+    min_requests: int = Field(0, ge=0, description="Low-traffic guard: requests needed in the long window")
+    no_data_for: Duration = "15m"
+    tiers: list[BurnRateTier] | None = Field(None, description="Override the SRE-workbook tiers")
+
+
+class SLO(StrictModel):
+    name: str
+    objective: float = Field(gt=0, lt=100, description="Percentage, e.g. 99.9")
+    period: str = Field("30d", description="28d, 30d, 90d, ... or calendar_month")
+    description: str = ""
+    sli: SLI
+    alerting: SLOAlerting = Field(default_factory=SLOAlerting)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not _NAME.match(v):
+            raise ValueError("SLO names are lowercase letters, digits, '-' and '_', e.g. chat-latency")
+        return v
+
+    @field_validator("period")
+    @classmethod
+    def _period(cls, v: str) -> str:
+        return v if v == "calendar_month" else _check_duration(v)
+
+
+# --- alerts ------------------------------------------------------------------------
+class AlertThresholds(StrictModel):
+    """Thresholds per severity for one alert family; omitted severities do not alert."""
+
+    critical: float | None = None
+    high: float | None = None
+    medium: float | None = None
+    low: float | None = None
+    for_: Duration | None = Field(None, alias="for", description="How long the condition must hold")
+    enabled: bool = True
+
+    def tiers(self) -> list[tuple[Severity, float]]:
+        return [(s, v) for s in SEVERITIES if (v := getattr(self, s)) is not None]
+
+
+# Alert families the generator knows; the key set is closed so typos are caught.
+ALERT_FAMILIES: dict[str, str] = {
+    "error_rate": "share of requests answered 5xx (0..1)",
+    "latency_p95_seconds": "95th percentile request latency",
+    "latency_p99_seconds": "99th percentile request latency",
+    "exceptions_per_second": "unhandled exceptions per second",
+    "requests_in_progress": "concurrent requests per instance (saturation)",
+    "cpu_utilization": "process CPU seconds per second (1.0 = one core)",
+    "memory_bytes": "process resident memory",
+    "db_pool_utilization": "checked-out / max pool connections (0..1)",
+    "db_error_rate": "database errors per second",
+    "db_slow_queries_per_second": "slow queries per second",
+    "celery_queue_length": "messages waiting in a queue",
+    "celery_failure_rate": "share of tasks failing (0..1)",
+    "celery_workers_min": "fewer live workers than this",
+    "workflow_stuck": "entities stuck in a processing status",
+    "llm_cost_usd_per_hour": "LLM spend rate",
+    "health_check_failing": "a readiness dependency failing (any value enables it)",
+    "telemetry_missing": "no metrics from a target (any value enables it)",
+    "service_down": "scrape target down (any value enables it)",
+}
+
+
+class Receiver(StrictModel):
+    """Exactly one channel per receiver; secrets by file or environment variable only."""
+
+    slack: SlackReceiver | None = None
+    pagerduty: PagerDutyReceiver | None = None
+    email: EmailReceiver | None = None
+    webhook: WebhookReceiver | None = None
+    opsgenie: OpsgenieReceiver | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Receiver:
+        given = [k for k in ("slack", "pagerduty", "email", "webhook", "opsgenie") if getattr(self, k)]
+        if len(given) != 1:
+            raise ValueError("a receiver has exactly one of slack, pagerduty, email, webhook, opsgenie")
+        return self
+
+
+class _SecretRef(StrictModel):
+    @staticmethod
+    def _one_of(model: BaseModel, file_field: str, env_field: str, what: str, required: bool = True) -> None:
+        f, e = getattr(model, file_field), getattr(model, env_field)
+        if f and e:
+            raise ValueError(f"give either {file_field} or {env_field} for the {what}, not both")
+        if required and not f and not e:
+            raise ValueError(f"the {what} is a secret: give {file_field} (a path) or {env_field} (a variable name)")
+        if e and not _ENV_VAR.match(e):
+            raise ValueError(f"{env_field} must be an environment variable name such as SLACK_WEBHOOK_URL")
+
+
+class SlackReceiver(_SecretRef):
+    webhook_url_file: str | None = None
+    webhook_url_env: str | None = None
+    channel: str | None = None
+
+    @model_validator(mode="after")
+    def _secret(self) -> SlackReceiver:
+        self._one_of(self, "webhook_url_file", "webhook_url_env", "Slack webhook URL")
+        return self
+
+
+class PagerDutyReceiver(_SecretRef):
+    routing_key_file: str | None = None
+    routing_key_env: str | None = None
+
+    @model_validator(mode="after")
+    def _secret(self) -> PagerDutyReceiver:
+        self._one_of(self, "routing_key_file", "routing_key_env", "PagerDuty routing key")
+        return self
+
+
+class EmailReceiver(_SecretRef):
+    to: str
+    from_: str = Field(alias="from")
+    smarthost: str
+    auth_username: str | None = None
+    auth_password_file: str | None = None
+    auth_password_env: str | None = None
+    require_tls: bool = True
+
+    @model_validator(mode="after")
+    def _secret(self) -> EmailReceiver:
+        self._one_of(self, "auth_password_file", "auth_password_env", "SMTP password", required=False)
+        return self
+
+
+class WebhookReceiver(_SecretRef):
+    url: str | None = Field(None, description="Only for URLs that carry no secret")
+    url_file: str | None = None
+    url_env: str | None = None
+    send_resolved: bool = True
+
+    @model_validator(mode="after")
+    def _one(self) -> WebhookReceiver:
+        given = [x for x in (self.url, self.url_file, self.url_env) if x]
+        if len(given) != 1:
+            raise ValueError("a webhook needs exactly one of url, url_file, url_env")
+        if self.url and re.search(r"//[^/@]+:[^/@]+@|[?&](token|key|secret|sig)=", self.url, re.I):
+            raise ValueError("this webhook URL carries a secret: move it to url_file or url_env")
+        if self.url_env and not _ENV_VAR.match(self.url_env):
+            raise ValueError("url_env must be an environment variable name")
+        return self
+
+
+class OpsgenieReceiver(_SecretRef):
+    api_key_file: str | None = None
+    api_key_env: str | None = None
+    api_url: str | None = None
+
+    @model_validator(mode="after")
+    def _secret(self) -> OpsgenieReceiver:
+        self._one_of(self, "api_key_file", "api_key_env", "Opsgenie API key")
+        return self
+
+
+class SeverityRoute(StrictModel):
+    receivers: list[str] = Field(default_factory=list)
+    group_wait: Duration | None = None
+    group_interval: Duration | None = None
+    repeat_interval: Duration | None = None
+
+
+class Notification(StrictModel):
+    """Defaults for every severity route; a severity's long form overrides them."""
+
+    group_by: list[str] = Field(default_factory=lambda: ["alertname", "service", "environment"])
+    group_wait: Duration = "30s"
+    group_interval: Duration = "5m"
+    repeat_interval: Duration = "4h"
+
+
+class Inhibition(StrictModel):
+    critical_silences_lower: bool = True
+    maintenance_silences_symptoms: bool = True
+
+
+class RunbookEntry(StrictModel):
+    url: str | None = None
+    steps: list[str] | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> RunbookEntry:
+        if bool(self.url) == bool(self.steps):
+            raise ValueError("a runbook entry has either url or steps")
+        return self
+
+
+class Runbooks(StrictModel):
+    base_url: str = Field("", description="Where the generated runbooks/<alert>.md are served")
+    alerts: dict[str, RunbookEntry] = Field(default_factory=dict)
+
+
+class Dashboards(StrictModel):
+    grafana_url: str = "http://localhost:3000"
+    refresh: Duration = "30s"
+    time_from: str = "now-6h"
+
+
+class PrometheusOptions(StrictModel):
+    retention: Duration = "15d"
+    scrape_interval: Duration = "15s"
+    evaluation_interval: Duration = "15s"
+    alertmanagers: list[str] = Field(default_factory=lambda: ["alertmanager:9093"])
+    external_labels: dict[str, str] = Field(default_factory=dict)
+
+
+class WorkflowEntity(StrictModel):
+    processing_statuses: list[str] = Field(min_length=1)
+    stuck_thresholds: list[Duration] = Field(default_factory=lambda: ["30m", "24h"])
+
+
+class Budgets(StrictModel):
+    llm_monthly_usd: float | None = Field(None, gt=0)
+
+
+class Spec(StrictModel):
+    """The whole `lightkeeper.yaml`."""
+
+    service: str
+    environments: dict[str, Environment] = Field(min_length=1)
+    slos: list[SLO] = Field(default_factory=list)
+    route_groups: dict[str, list[str]] = Field(default_factory=dict)
+    alerts: dict[str, AlertThresholds] = Field(default_factory=dict)
+    routing: dict[Severity, list[str] | SeverityRoute] = Field(default_factory=dict)
+    notification: Notification = Field(default_factory=Notification)
+    inhibition: Inhibition = Field(default_factory=Inhibition)
+    receivers: dict[str, Receiver] = Field(default_factory=dict)
+    runbooks: Runbooks = Field(default_factory=Runbooks)
+    dashboards: Dashboards = Field(default_factory=Dashboards)
+    prometheus: PrometheusOptions = Field(default_factory=PrometheusOptions)
+    workflow: dict[str, WorkflowEntity] = Field(default_factory=dict)
+    budgets: Budgets = Field(default_factory=Budgets)
+
+    @field_validator("service")
+    @classmethod
+    def _service(cls, v: str) -> str:
+        if not _NAME.match(v):
+            raise ValueError("service is a lowercase name such as 'api' (letters, digits, '-', '_')")
+        return v
+
+    @field_validator("alerts")
+    @classmethod
+    def _known_alerts(cls, v: dict[str, AlertThresholds]) -> dict[str, AlertThresholds]:
+        unknown = sorted(set(v) - set(ALERT_FAMILIES))
+        if unknown:
+            raise ValueError(f"unknown alert {', '.join(unknown)}; known alerts: {', '.join(ALERT_FAMILIES)}")
+        return v
+
+    @model_validator(mode="after")
+    def _references(self) -> Spec:
+        for severity, route in self.routing.items():
+            names = route if isinstance(route, list) else route.receivers
+            for name in names:
+                if name not in self.receivers:
+                    raise ValueError(
+                        f"routing.{severity} names receiver {name!r}, which is not defined under receivers"
+                    )
+        for slo in self.slos:
+            group = slo.sli.route_group
+            if group is not None and group not in self.route_groups:
+                raise ValueError(f"SLO {slo.name!r} uses route_group {group!r}; define it under route_groups")
+        names = [s.name for s in self.slos]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"SLO names must be unique; repeated: {', '.join(dupes)}")
+        for env in self.environments.values():
+            for key in env.thresholds:
+                if key not in ALERT_FAMILIES:
+                    raise ValueError(f"unknown threshold {key!r}; known: {', '.join(ALERT_FAMILIES)}")
+        for label in self.prometheus.external_labels:
+            if not _LABEL_NAME.match(label):
+                raise ValueError(f"external label {label!r} is not a valid Prometheus label name")
+        return self
+
+    def route_for(self, severity: Severity) -> SeverityRoute:
+        """The long form of a severity's route (the list shorthand expanded)."""
+        route = self.routing.get(severity, [])
+        return SeverityRoute(receivers=route) if isinstance(route, list) else route
+
+
+def model_json_schema() -> dict[str, Any]:
+    """JSON Schema for editors (yaml-language-server)."""
+    return Spec.model_json_schema(by_alias=True)

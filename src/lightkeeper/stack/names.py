@@ -1,0 +1,60 @@
+"""Names shared by the generators: alert labels, categories, dashboards, links.
+
+Rules, Alertmanager routing/inhibition, dashboards and runbooks all refer to each
+other; keeping the shared vocabulary here means a rename happens in one place.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from lightkeeper.spec.models import Spec
+
+# Every generated alert carries exactly these labels (and SLO alerts also `slo`,
+# `long_window`, `short_window`). Inhibition and routing may only match on them.
+ALERT_LABELS: tuple[str, ...] = ("severity", "service", "environment", "category")
+
+Category = Literal[
+    "errors", "latency", "saturation", "database", "queue", "workflow", "cost", "telemetry", "slo", "meta"
+]
+# Symptoms a deploy or maintenance window explains away.
+SYMPTOM_CATEGORIES: tuple[Category, ...] = ("errors", "latency", "slo")
+
+# Alerts that announce planned disruption; they inhibit symptom alerts.
+DEPLOY_ALERT = "DeploymentInProgress"
+MAINTENANCE_ALERT = "MaintenanceWindow"
+WATCHDOG_ALERT = "Watchdog"
+
+# Every alert annotation set.
+ALERT_ANNOTATIONS: tuple[str, ...] = ("summary", "description", "runbook_url", "dashboard_url")
+
+DashboardKey = Literal["system-health", "api-performance", "slos", "usage", "database-queue"]
+DASHBOARD_TITLES: dict[DashboardKey, str] = {
+    "system-health": "System Health",
+    "api-performance": "API Performance",
+    "slos": "SLOs & Error Budget",
+    "usage": "Usage",
+    "database-queue": "Database & Queue",
+}
+
+# Fixed datasource uids so dashboards provision unattended (no __inputs).
+DATASOURCE_UIDS = {"prometheus": "lk-prometheus", "loki": "lk-loki", "tempo": "lk-tempo"}
+
+
+def dashboard_uid(spec: Spec, key: DashboardKey) -> str:
+    """Stable per service, at most 40 characters (Grafana's limit)."""
+    return f"lk-{spec.service}-{key}"[:40]
+
+
+def dashboard_url(spec: Spec, key: DashboardKey) -> str:
+    base = spec.dashboards.grafana_url.rstrip("/")
+    return f"{base}/d/{dashboard_uid(spec, key)}"
+
+
+def runbook_url(spec: Spec, alert_name: str) -> str:
+    """The spec's own URL for this alert if given, else the generated runbook's address."""
+    entry = spec.runbooks.alerts.get(alert_name)
+    if entry is not None and entry.url:
+        return entry.url
+    base = spec.runbooks.base_url.rstrip("/")
+    return f"{base}/{alert_name}.md" if base else f"runbooks/{alert_name}.md"
