@@ -1,0 +1,300 @@
+"""One JSON line per event, for structlog and stdlib `logging` alike.
+
+structlog-native calls go straight to a bytes writer (the fast path the access log
+uses); stdlib records (uvicorn, libraries, the app's own `logging.getLogger`) are
+rendered by structlog's `ProcessorFormatter` with the same processors, so every line
+on stdout has the same shape, the same request context and the same redaction.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import sys
+import threading
+import time
+from typing import IO, Any
+
+import orjson
+import structlog
+import structlog.contextvars as structlog_contextvars
+from structlog.types import EventDict, Processor, WrappedLogger
+
+from lightkeeper.sdk import catalogue, redact
+from lightkeeper.sdk.context import _request_context
+from lightkeeper.sdk.metrics import family
+from lightkeeper.sdk.settings import Settings
+
+_LEVELS = {"debug": 10, "info": 20, "warning": 30, "warn": 30, "error": 40, "exception": 40, "critical": 50}
+
+# Extra processors other SDK modules contribute (trace ids from OpenTelemetry, ...).
+_extra_processors: list[Processor] = []
+_lock = threading.Lock()
+_configured_with: Settings | None = None
+
+
+def add_processor(processor: Processor) -> None:
+    """Let another SDK module enrich every event (e.g. trace_id / span_id)."""
+    with _lock:
+        if processor not in _extra_processors:
+            _extra_processors.append(processor)
+    if _configured_with is not None:
+        configure_logging(_configured_with, force=True)
+
+
+def _merge_request_context(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
+    ctx = _request_context.get()
+    if ctx:
+        for key, value in ctx.items():
+            event_dict.setdefault(key, value)
+    # structlog's own contextvars (bind_contextvars) cost a full context copy to
+    # merge; only pay for it once the application has used them.
+    if getattr(structlog_contextvars, "_CONTEXT_VARS", True):
+        structlog_contextvars.merge_contextvars(_, __, event_dict)
+    return event_dict
+
+
+def _static_fields(settings: Settings) -> Processor:
+    static = {"service": settings.service, "environment": settings.environment, "version": settings.version}
+
+    def add_static(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
+        for key, value in static.items():
+            event_dict.setdefault(key, value)
+        return event_dict
+
+    return add_static
+
+
+def _level(_: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:
+    event_dict.setdefault("level", "warning" if method_name == "warn" else method_name)
+    return event_dict
+
+
+def _sampler(rate: float) -> Processor | None:
+    """Keep `rate` of INFO-and-below events; WARNING and above always pass."""
+    if rate >= 1.0:
+        return None
+    dropped = family(catalogue.LOG_EVENTS_SAMPLED_OUT)
+    rand = random.random
+
+    def sample(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
+        level = event_dict.get("level", "info")
+        if _LEVELS.get(level, 20) <= 20 and rand() >= rate:
+            dropped.labels(level).inc()
+            raise structlog.DropEvent
+        return event_dict
+
+    return sample
+
+
+_ts_cache: list[Any] = [0, ""]
+
+
+def _timestamp(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
+    """ISO-8601 UTC with microseconds; the seconds part is formatted once per second.
+
+    structlog's TimeStamper builds a datetime per event, which is most of the cost
+    of a log line on a slow machine.
+    """
+    now = time.time()
+    sec = int(now)
+    cache = _ts_cache
+    if sec != cache[0]:
+        cache[1] = time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(sec))
+        cache[0] = sec
+    event_dict["timestamp"] = cache[1] + str(int((now - sec) * 1_000_000)).zfill(6) + "Z"
+    return event_dict
+
+
+def _ensure_trace_fields(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
+    # A stable schema: log pipelines (Loki derived fields) can rely on the keys.
+    event_dict.setdefault("trace_id", None)
+    event_dict.setdefault("span_id", None)
+    return event_dict
+
+
+def _redact_exception(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
+    exc = event_dict.get("exception")
+    if isinstance(exc, str):
+        event_dict["exception"] = redact.redact_text(exc)
+    return event_dict
+
+
+# Open `lightkeeper.testing.capture_logs()` blocks; events go there instead of stdout.
+_captures: list[list[dict[str, Any]]] = []
+
+
+def _render(_: WrappedLogger, __: str, event_dict: EventDict) -> bytes:
+    if _captures:
+        for sink in _captures:
+            sink.append(dict(event_dict))
+        raise structlog.DropEvent
+    return orjson.dumps(event_dict, default=repr, option=orjson.OPT_APPEND_NEWLINE)
+
+
+def shared_processors(settings: Settings) -> list[Processor]:
+    """Everything but rendering; used by structlog calls and stdlib records alike."""
+    chain: list[Processor] = [
+        _merge_request_context,
+        _level,
+    ]
+    sampler = _sampler(settings.log_info_sample_rate)
+    if sampler is not None:
+        chain.append(sampler)
+    chain += [
+        _static_fields(settings),
+        _timestamp,
+        *_extra_processors,
+        _ensure_trace_fields,
+        structlog.processors.format_exc_info,
+        _redact_exception,
+        redact.structlog_processor,
+    ]
+    return chain
+
+
+class _LineWriter:
+    """structlog logger that writes each rendered line in one `write` call."""
+
+    __slots__ = ("_flush", "_write")
+
+    def __init__(self, stream: IO[bytes]) -> None:
+        self._write = stream.write
+        self._flush = stream.flush
+
+    def msg(self, line: bytes) -> None:
+        self._write(line)
+        self._flush()
+
+    log = debug = info = warn = warning = error = critical = exception = fatal = msg
+
+
+def _stdout_bytes() -> IO[bytes]:
+    stream = sys.stdout
+    buffer = getattr(stream, "buffer", None)
+    return buffer if buffer is not None else _TextAsBytes(stream)
+
+
+class _TextAsBytes:
+    """Adapter for captured or replaced text streams (pytest's capsys, notebooks)."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self._stream = stream
+
+    def write(self, data: bytes) -> int:
+        return self._stream.write(data.decode("utf-8", "replace"))
+
+    def flush(self) -> None:
+        self._stream.flush()
+
+
+def configure_logging(settings: Settings, *, force: bool = False, stream: IO[bytes] | None = None) -> None:
+    """Route structlog and stdlib logging through one JSON pipeline on stdout.
+
+    Idempotent: called again with the same settings it does nothing, so several
+    `instrument()` calls (tests, two apps) do not stack handlers.
+    """
+    global _configured_with
+    with _lock:
+        if not force and stream is None and _configured_with == settings:
+            return
+        _configured_with = settings
+        out = stream or _stdout_bytes()
+        level = logging.getLevelNamesMapping()[settings.log_level]
+        processors = shared_processors(settings)
+        global _pipeline
+        writer = _LineWriter(out)
+        _pipeline = ([*processors, _render], writer)
+        structlog.configure(
+            processors=[*processors, _render],
+            wrapper_class=structlog.make_filtering_bound_logger(level),
+            logger_factory=lambda *_: writer,
+            context_class=dict,
+            cache_logger_on_first_use=False,
+        )
+        _route_stdlib(settings, processors, out, level)
+
+
+class _BytesStreamHandler(logging.Handler):
+    """Writes the formatter's line to the same byte stream structlog uses."""
+
+    def __init__(self, stream: IO[bytes]) -> None:
+        super().__init__()
+        self._stream = stream
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            line = self.format(record)
+            if not line:  # captured by lightkeeper.testing
+                return
+            self._stream.write(line.encode("utf-8") + b"\n")
+            self._stream.flush()
+        except Exception:  # logging must never take the service down
+            self.handleError(record)
+
+
+def _add_logger_name(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
+    record = event_dict.get("_record")
+    if record is not None:
+        event_dict.setdefault("logger", record.name)
+    return event_dict
+
+
+def _stdlib_renderer(_: WrappedLogger, __: str, event_dict: EventDict) -> str:
+    if _captures:
+        for sink in _captures:
+            sink.append(dict(event_dict))
+        return ""
+    return orjson.dumps(event_dict, default=repr).decode()
+
+
+def _route_stdlib(settings: Settings, processors: list[Processor], out: IO[bytes], level: int) -> None:
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[_add_logger_name, *processors],
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, _stdlib_renderer],
+    )
+    handler = _BytesStreamHandler(out)
+    handler.setFormatter(formatter)
+    handler.set_name("lightkeeper")
+    root = logging.getLogger()
+    for existing in list(root.handlers):
+        if existing.get_name() == "lightkeeper" or isinstance(existing, logging.StreamHandler):
+            root.removeHandler(existing)
+    root.addHandler(handler)
+    root.setLevel(level)
+    # uvicorn installs its own handlers on these; send them through ours instead.
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "gunicorn.error", "gunicorn.access"):
+        lg = logging.getLogger(name)
+        lg.handlers.clear()
+        lg.propagate = True
+    # uvicorn's access log would duplicate lightkeeper's richer request line.
+    logging.getLogger("uvicorn.access").disabled = settings.access_log
+    for name in settings.quiet_loggers:
+        logging.getLogger(name).setLevel(max(logging.WARNING, level))
+
+
+def emit(method_name: str, event_dict: dict[str, Any]) -> None:
+    """Log one event through the configured processors, without a BoundLogger.
+
+    The per-request access line uses this: it runs exactly the processors and
+    writer every other line uses, minus the bound-logger layer (context copy and
+    keyword re-packing), which costs as much as the rest of the line together.
+    """
+    pipeline = _pipeline
+    if pipeline is None:
+        getattr(structlog.get_logger("lightkeeper"), method_name)(event_dict.pop("event"), **event_dict)
+        return
+    processors, writer = pipeline
+    try:
+        for processor in processors:
+            event_dict = processor(None, method_name, event_dict)
+    except structlog.DropEvent:
+        return
+    writer.msg(event_dict)
+
+
+def is_configured() -> bool:
+    return _pipeline is not None
+
+
+_pipeline: tuple[list[Processor], _LineWriter] | None = None

@@ -1,0 +1,106 @@
+"""The `route` label: the template the router matched, never the raw path.
+
+Starlette and FastAPI record the matched route in `scope["route"]` and grow
+`scope["root_path"]` by each mount's matched prefix. Reading those after the app has
+run costs a dict lookup; matching the route table again (what several exporters do)
+costs a regex per route per request. Mount prefixes with parameters
+(`/orgs/{org_id}/v2`) are the one case that needs a pattern, and only for requests
+that went through such a mount.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import Any
+
+from lightkeeper.sdk.catalogue import MAX_LABEL_VALUE_LENGTH, UNMATCHED_ROUTE
+
+_PARAM = re.compile(r"{([^}:]+)(:[^}]+)?}")
+
+
+def _template_of(route: Any) -> str | None:
+    fmt = getattr(route, "path_format", None) or getattr(route, "path", None)
+    return fmt if isinstance(fmt, str) else None
+
+
+def _is_mount(route: Any) -> bool:
+    return type(route).__name__ == "Mount" or (
+        hasattr(route, "routes") and _template_of(route) is not None and not hasattr(route, "endpoint")
+    )
+
+
+class RouteResolver:
+    """Maps (matched route, mount prefix) to a template; one per instrumented app."""
+
+    def __init__(self) -> None:
+        self._cache: dict[tuple[int, str], str] = {}
+        self._static_prefixes: dict[str, str] | None = None
+        self._param_prefixes: list[tuple[re.Pattern[str], str]] = []
+        self._routes: Any = None
+
+    def bind_routes(self, routes: Any) -> None:
+        """Remember the app's route list; mount prefixes are indexed lazily."""
+        self._routes = routes
+        self._static_prefixes = None
+
+    def _index_mounts(self) -> dict[str, str]:
+        static: dict[str, str] = {}
+        params: list[tuple[re.Pattern[str], str]] = []
+
+        def walk(routes: Iterable[Any], prefix: str, depth: int) -> None:
+            if depth > 8:
+                return
+            for route in routes or ():
+                if not _is_mount(route):
+                    continue
+                own = (_template_of(route) or "").removesuffix("/{path}")
+                full = prefix + own
+                if _PARAM.search(full):
+                    pattern = "^" + _PARAM.sub(r"[^/]+", re.escape(full).replace(r"\{", "{").replace(r"\}", "}"))
+                    params.append((re.compile(pattern + "$"), full))
+                else:
+                    static[full] = full
+                walk(getattr(route, "routes", ()), full, depth + 1)
+
+        walk(self._routes or (), "", 0)
+        self._param_prefixes = params
+        self._static_prefixes = static
+        return static
+
+    def _prefix_template(self, raw_prefix: str) -> str:
+        static = self._static_prefixes if self._static_prefixes is not None else self._index_mounts()
+        found = static.get(raw_prefix)
+        if found is not None:
+            return found
+        for pattern, template in self._param_prefixes:
+            if pattern.match(raw_prefix):
+                return template
+        return "/{mount}"
+
+    def template(self, scope: dict[str, Any], base_root_path: str) -> str:
+        """Route template for a finished (or in-flight) request."""
+        route = scope.get("route")
+        if route is None:
+            return UNMATCHED_ROUTE
+        root = scope.get("root_path", base_root_path)
+        raw_prefix = root[len(base_root_path):] if root.startswith(base_root_path) else root
+        key = (id(route), raw_prefix)
+        found = self._cache.get(key)
+        if found is not None:
+            return found
+        own = _template_of(route) or UNMATCHED_ROUTE
+        if not raw_prefix:
+            result, cacheable = own, True
+        else:
+            prefix = self._prefix_template(raw_prefix)
+            # A Mount left as the innermost route (e.g. StaticFiles) is already
+            # part of the prefix: its template is the prefix plus the remainder.
+            result = prefix + "/{path}" if _is_mount(route) else prefix + own
+            # A parameterised mount's raw prefix holds ids: caching on it would
+            # grow without bound, so only parameter-free prefixes are cached.
+            cacheable = prefix == raw_prefix
+        result = result[:MAX_LABEL_VALUE_LENGTH]
+        if cacheable:
+            self._cache[key] = result
+        return result
