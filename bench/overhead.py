@@ -39,16 +39,30 @@ sys.path.insert(0, str(ROOT))
 
 from bench.variants import FAIL_PATH, ITEM_PATH, VARIANTS  # noqa: E402
 
-HEADERS = [(b"host", b"127.0.0.1:8000"), (b"user-agent", b"lightkeeper-bench/1"), (b"accept", b"*/*"),
-           (b"accept-encoding", b"gzip")]
+HEADERS = [
+    (b"host", b"127.0.0.1:8000"),
+    (b"user-agent", b"lightkeeper-bench/1"),
+    (b"accept", b"*/*"),
+    (b"accept-encoding", b"gzip"),
+]
 
 
 # ---------------------------------------------------------------- in-process worker
 def _scope(path: str) -> dict[str, Any]:
-    return {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
-            "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": b"",
-            "root_path": "", "headers": HEADERS, "client": ("127.0.0.1", 40000),
-            "server": ("127.0.0.1", 8000)}
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": HEADERS,
+        "client": ("127.0.0.1", 40000),
+        "server": ("127.0.0.1", 8000),
+    }
 
 
 async def _drive(app: Any, path: str, n: int) -> dict[int, int]:
@@ -59,7 +73,7 @@ async def _drive(app: Any, path: str, n: int) -> dict[int, int]:
         scope["headers"] = list(HEADERS)
         box = {"read": False, "done": False, "status": 0}
 
-        async def receive() -> dict[str, Any]:
+        async def receive(box: dict[str, Any] = box) -> dict[str, Any]:
             if not box["read"]:
                 box["read"] = True
                 return {"type": "http.request", "body": b"", "more_body": False}
@@ -68,7 +82,7 @@ async def _drive(app: Any, path: str, n: int) -> dict[int, int]:
             await asyncio.Event().wait()  # an idle keep-alive connection
             raise AssertionError  # unreachable
 
-        async def send(message: dict[str, Any]) -> None:
+        async def send(message: dict[str, Any], box: dict[str, Any] = box) -> None:
             if message["type"] == "http.response.start":
                 box["status"] = message["status"]
             elif message["type"] == "http.response.body" and not message.get("more_body"):
@@ -106,8 +120,13 @@ def worker(name: str) -> None:
 class Worker:
     def __init__(self, name: str) -> None:
         self.name = name
-        self.proc = subprocess.Popen([sys.executable, __file__, "--worker", name], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, text=True, cwd=str(ROOT))
+        self.proc = subprocess.Popen(
+            [sys.executable, __file__, "--worker", name],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=str(ROOT),
+        )
         assert self.proc.stdout is not None
         hello = json.loads(self.proc.stdout.readline() or "{}")
         if not hello.get("ready"):
@@ -131,8 +150,15 @@ def serve(name: str, port: int) -> None:
 
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 1)
-    uvicorn.run(VARIANTS[name][1](), host="127.0.0.1", port=port, log_level="error", access_log=False,
-                loop="uvloop", http="httptools")
+    uvicorn.run(
+        VARIANTS[name][1](),
+        host="127.0.0.1",
+        port=port,
+        log_level="error",
+        access_log=False,
+        loop="uvloop",
+        http="httptools",
+    )
 
 
 def _free_port() -> int:
@@ -150,11 +176,17 @@ def wrk_run(name: str, seconds: int) -> dict[str, float]:
             with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
                 break
             time.sleep(0.1)
-        subprocess.run(["wrk", "-t1", "-c2", "-d1s", f"http://127.0.0.1:{port}{ITEM_PATH}"],
-                       capture_output=True, check=False)  # warm-up
-        out = subprocess.run(["wrk", "-t1", "-c2", f"-d{seconds}s", "--latency",
-                              f"http://127.0.0.1:{port}{ITEM_PATH}"], capture_output=True, text=True,
-                             check=True).stdout
+        subprocess.run(
+            ["wrk", "-t1", "-c2", "-d1s", f"http://127.0.0.1:{port}{ITEM_PATH}"],
+            capture_output=True,
+            check=False,
+        )  # warm-up
+        out = subprocess.run(
+            ["wrk", "-t1", "-c2", f"-d{seconds}s", "--latency", f"http://127.0.0.1:{port}{ITEM_PATH}"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
     finally:
         proc.terminate()
         proc.wait(timeout=10)
@@ -225,15 +257,22 @@ def run(args: argparse.Namespace) -> str:
     lines += _targets(names, item, fail, wrk, overhead)
     lines.append("")
     lines += [f"- **{n}**: {VARIANTS[n][0]}" for n in names]
-    header = (f"Overhead benchmark, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
-              f"{os.cpu_count()} CPUs, Python {sys.version.split()[0]}; {args.rounds} interleaved rounds x "
-              f"{args.requests} requests (GET {ITEM_PATH}) and {args.fail_requests} (GET {FAIL_PATH}); "
-              f"wrk -t1 -c2 -d{args.wrk_seconds}s x {args.wrk_rounds} rounds.")
+    header = (
+        f"Overhead benchmark, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
+        f"{os.cpu_count()} CPUs, Python {sys.version.split()[0]}; {args.rounds} interleaved rounds x "
+        f"{args.requests} requests (GET {ITEM_PATH}) and {args.fail_requests} (GET {FAIL_PATH}); "
+        f"wrk -t1 -c2 -d{args.wrk_seconds}s x {args.wrk_rounds} rounds."
+    )
     return header + "\n\n" + "\n".join(lines) + "\n"
 
 
-def _targets(names: list[str], item: dict[str, list[float]], fail: dict[str, list[float]],
-             wrk: dict[str, list[dict[str, float]]], overhead: Any) -> list[str]:
+def _targets(
+    names: list[str],
+    item: dict[str, list[float]],
+    fail: dict[str, list[float]],
+    wrk: dict[str, list[dict[str, float]]],
+    overhead: Any,
+) -> list[str]:
     out = ["Targets (same run):"]
 
     def ratio(a: str, b: str, series: dict[str, list[float]]) -> str:

@@ -41,7 +41,7 @@ def base_app() -> FastAPI:
 
 
 def _devnull_bytes() -> Any:
-    return open(os.devnull, "wb")  # noqa: SIM115 - lives as long as the worker
+    return open(os.devnull, "wb")
 
 
 def _structlog_json(stream: Any) -> Any:
@@ -73,8 +73,10 @@ def naive() -> FastAPI:
     app = base_app()
     requests = Counter("naive_requests_total", "requests", ["method", "path", "status"])
     latency = Histogram("naive_request_seconds", "latency", ["method", "path"])
-    structlog.configure(processors=[structlog.processors.JSONRenderer()],
-                        logger_factory=structlog.PrintLoggerFactory(open(os.devnull, "w")))  # noqa: SIM115
+    structlog.configure(
+        processors=[structlog.processors.JSONRenderer()],
+        logger_factory=structlog.PrintLoggerFactory(open(os.devnull, "w")),  # noqa: SIM115
+    )
     log = structlog.get_logger()
 
     @app.middleware("http")
@@ -141,10 +143,15 @@ class _AccessLog:
             await self.app(scope, receive, capture)
         finally:
             route = scope.get("route")
-            self.log.info("request", method=scope["method"], path=scope["path"],
-                          route=getattr(route, "path", None), status=status[0],
-                          duration_ms=round((time.perf_counter() - start) * 1000, 3),
-                          request_id=correlation_id.get())
+            self.log.info(
+                "request",
+                method=scope["method"],
+                path=scope["path"],
+                route=getattr(route, "path", None),
+                status=status[0],
+                duration_ms=round((time.perf_counter() - start) * 1000, 3),
+                request_id=correlation_id.get(),
+            )
 
 
 def _add_correlation_structlog(app: FastAPI) -> None:
@@ -236,8 +243,10 @@ VARIANTS: dict[str, tuple[str, Callable[[], Any]]] = {
     "naive": ("2x BaseHTTPMiddleware: prometheus-client by raw path + uuid4 + structlog", naive),
     "pfi": ("prometheus-fastapi-instrumentator defaults + /metrics", pfi),
     "starlette_exporter": ("starlette-exporter PrometheusMiddleware(group_paths=True)", starlette_exporter),
-    "correlation_structlog": ("asgi-correlation-id + pure-ASGI structlog access log (orjson)",
-                              correlation_structlog),
+    "correlation_structlog": (
+        "asgi-correlation-id + pure-ASGI structlog access log (orjson)",
+        correlation_structlog,
+    ),
     "otel": ("OpenTelemetry contrib FastAPI, BatchSpanProcessor -> drop", otel),
     "logfire": ("logfire.instrument_fastapi, send_to_logfire=False", logfire),
     "sentry": ("sentry-sdk, traces_sample_rate=1.0, drop transport", sentry),

@@ -71,8 +71,13 @@ def sync_endpoint(n: int) -> dict[str, int]:
 @app.post("/login")
 async def login(request: Request) -> dict[str, str]:
     data = await request.json()
-    structlog.get_logger().info("login_attempt", user=data.get("user"), password=data.get("password"),
-                                headers=dict(request.headers), query=str(request.url.query))
+    structlog.get_logger().info(
+        "login_attempt",
+        user=data.get("user"),
+        password=data.get("password"),
+        headers=dict(request.headers),
+        query=str(request.url.query),
+    )
     return {"ok": "yes"}
 
 

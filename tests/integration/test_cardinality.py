@@ -19,8 +19,10 @@ def series_count() -> int:
 
 
 def random_path(rng: random.Random) -> str:
-    parts = ["".join(rng.choices(string.ascii_letters + string.digits, k=rng.randint(1, 12)))
-             for _ in range(rng.randint(1, 5))]
+    parts = [
+        "".join(rng.choices(string.ascii_letters + string.digits, k=rng.randint(1, 12)))
+        for _ in range(rng.randint(1, 5))
+    ]
     return "/" + "/".join(parts)
 
 

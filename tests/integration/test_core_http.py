@@ -107,10 +107,16 @@ def test_unhandled_exception_is_a_500_with_request_id_counted_and_logged_once(
     assert response.headers["x-request-id"] == "fail-req-1"
     after = metrics(base)
     exc = catalogue.HTTP_EXCEPTIONS.name
-    assert sample_value(after, exc, route="/fail", exception_type="RuntimeError") - sample_value(
-        before, exc, route="/fail", exception_type="RuntimeError") == 1
-    assert sample_value(after, REQUESTS, route="/fail", status_code="500") - sample_value(
-        before, REQUESTS, route="/fail", status_code="500") == 1
+    assert (
+        sample_value(after, exc, route="/fail", exception_type="RuntimeError")
+        - sample_value(before, exc, route="/fail", exception_type="RuntimeError")
+        == 1
+    )
+    assert (
+        sample_value(after, REQUESTS, route="/fail", status_code="500")
+        - sample_value(before, REQUESTS, route="/fail", status_code="500")
+        == 1
+    )
     lines = wait_for_line(log, lambda line: line.get("request_id") == "fail-req-1")
     time.sleep(0.2)
     lines = [line for line in log_lines(log) if line.get("request_id") == "fail-req-1"]
@@ -153,13 +159,31 @@ def test_request_id_round_trips_and_reaches_every_line_of_the_request(server: tu
     base, log = server
     response = httpx.get(f"{base}/sync/7", headers={"X-Request-ID": "req-sync-7"})
     assert response.headers["x-request-id"] == "req-sync-7"
-    lines = wait_for_line(log, lambda line: line.get("request_id") == "req-sync-7" and line["event"] == "http_request")
+    lines = wait_for_line(
+        log, lambda line: line.get("request_id") == "req-sync-7" and line["event"] == "http_request"
+    )
     time.sleep(0.1)
     mine = {line["event"]: line for line in log_lines(log) if line.get("request_id") == "req-sync-7"}
     assert {"sync_work", "stdlib line from a thread", "http_request"} <= set(mine), mine
     access = lines[0]
-    for key in ("timestamp", "level", "event", "service", "environment", "version", "request_id", "trace_id",
-                "span_id", "method", "route", "path", "status_code", "duration_ms", "client_ip", "user_agent"):
+    for key in (
+        "timestamp",
+        "level",
+        "event",
+        "service",
+        "environment",
+        "version",
+        "request_id",
+        "trace_id",
+        "span_id",
+        "method",
+        "route",
+        "path",
+        "status_code",
+        "duration_ms",
+        "client_ip",
+        "user_agent",
+    ):
         assert key in access, key
     assert access["route"] == "/sync/{n}" and access["path"] == "/sync/7" and access["status_code"] == 200
     assert access["service"] == "core" and access["environment"] == "test" and access["version"] == "9.9.9"
@@ -170,7 +194,9 @@ def test_request_id_round_trips_and_reaches_every_line_of_the_request(server: tu
 def test_background_task_lines_keep_the_request_id(server: tuple[str, Path]) -> None:
     base, log = server
     httpx.get(f"{base}/background", headers={"X-Request-ID": "req-bg-1"})
-    wait_for_line(log, lambda line: line.get("event") == "background_finished" and line.get("request_id") == "req-bg-1")
+    wait_for_line(
+        log, lambda line: line.get("event") == "background_finished" and line.get("request_id") == "req-bg-1"
+    )
 
 
 @pytest.mark.parametrize(

@@ -78,8 +78,11 @@ def test_a_probe_flood_runs_the_checks_once_per_cache_window() -> None:
 
         def runs() -> float:
             text = httpx.get(f"{base}/metrics").text
-            line = next(x for x in text.splitlines()
-                        if x.startswith('lightkeeper_health_check_duration_seconds_count{check="postgres"}'))
+            line = next(
+                x
+                for x in text.splitlines()
+                if x.startswith('lightkeeper_health_check_duration_seconds_count{check="postgres"}')
+            )
             return float(line.split()[-1])
 
         first = runs()

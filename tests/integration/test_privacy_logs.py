@@ -13,7 +13,10 @@ from lightkeeper.sdk.logging import configure_logging
 from lightkeeper.sdk.settings import load_settings
 from tests.support.services import uvicorn_process
 
-JWT = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c"
+JWT = (
+    "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0"
+    ".SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c"
+)
 OPENAI_KEY = "sk-proj-AbCdEf0123456789GhIjKlMnOpQrStUvWx"
 PASSWORD = "Tr0ub4dor&3-horse-battery"
 COOKIE = "sessionid=9f8e7d6c5b4a39281706f5e4d3c2b1a0"
@@ -46,8 +49,13 @@ def test_secrets_in_log_kwargs_and_nested_structures_are_masked() -> None:
     configure_logging(load_settings(), stream=out)
     log = structlog.get_logger()
     log.info("config_loaded", database_url=f"postgresql://app:{DSN_PASSWORD}@db/prod", api_key=OPENAI_KEY)
-    log.info("nested", payload={"user": {"credentials": {"password": PASSWORD}}, "items": [
-        {"auth": f"Bearer {JWT}"}, ("cookie", COOKIE), {"note": f"key is {AWS_KEY}"}]})
+    log.info(
+        "nested",
+        payload={
+            "user": {"credentials": {"password": PASSWORD}},
+            "items": [{"auth": f"Bearer {JWT}"}, ("cookie", COOKIE), {"note": f"key is {AWS_KEY}"}],
+        },
+    )
     log.warning(f"free text with {OPENAI_KEY} inside")
     log.info("usage", token_count=1234, author="Ada", passport_country="FR")
     text = out.getvalue().decode()

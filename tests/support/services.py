@@ -91,8 +91,14 @@ def closed_port() -> int:
 
 
 @contextlib.contextmanager
-def uvicorn_process(app_ref: str, *, env: dict[str, str] | None = None, extra: list[str] | None = None,
-                    cwd: Path | None = None, log_path: Path | None = None) -> Iterator[tuple[int, Path]]:
+def uvicorn_process(
+    app_ref: str,
+    *,
+    env: dict[str, str] | None = None,
+    extra: list[str] | None = None,
+    cwd: Path | None = None,
+    log_path: Path | None = None,
+) -> Iterator[tuple[int, Path]]:
     """Serve `module:app` with a real uvicorn on 127.0.0.1; yields (port, stdout log path)."""
     import tempfile
 
@@ -102,9 +108,22 @@ def uvicorn_process(app_ref: str, *, env: dict[str, str] | None = None, extra: l
     full_env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), full_env.get("PYTHONPATH", "")]))
     with out.open("wb") as fh:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", app_ref, "--host", "127.0.0.1", "--port", str(port),
-             "--no-access-log", *(extra or [])],
-            stdout=fh, stderr=subprocess.STDOUT, env=full_env, cwd=str(cwd or ROOT),
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                app_ref,
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--no-access-log",
+                *(extra or []),
+            ],
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            env=full_env,
+            cwd=str(cwd or ROOT),
         )
         try:
             try:

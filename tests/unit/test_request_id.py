@@ -5,15 +5,28 @@ import pytest
 from lightkeeper.sdk.request_id import MAX_LENGTH, accept_or_new, new_request_id
 
 
-@pytest.mark.parametrize("raw", [b"abc-123", b"a" * MAX_LENGTH, b"00-4bf92f3577b34da6-01", b"k8s:pod.1_x=y+z"])
+@pytest.mark.parametrize(
+    "raw", [b"abc-123", b"a" * MAX_LENGTH, b"00-4bf92f3577b34da6-01", b"k8s:pod.1_x=y+z"]
+)
 def test_sane_ids_are_kept(raw: bytes) -> None:
     assert accept_or_new(raw) == raw.decode()
 
 
 @pytest.mark.parametrize(
     "raw",
-    [None, b"", b"a" * (MAX_LENGTH + 1), b"abc\x00", b"abc\r\nX-Evil: 1", b"caf\xc3\xa9", b"has space",
-     b"<script>alert(1)</script>", b'"quoted"', b"a;b", b"\xff\xfe"],
+    [
+        None,
+        b"",
+        b"a" * (MAX_LENGTH + 1),
+        b"abc\x00",
+        b"abc\r\nX-Evil: 1",
+        b"caf\xc3\xa9",
+        b"has space",
+        b"<script>alert(1)</script>",
+        b'"quoted"',
+        b"a;b",
+        b"\xff\xfe",
+    ],
 )
 def test_insane_ids_are_replaced_by_a_fresh_one(raw: bytes | None) -> None:
     rid = accept_or_new(raw)

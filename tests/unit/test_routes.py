@@ -28,11 +28,16 @@ def test_static_and_parameterised_mount_prefixes(tmp_path) -> None:
     v2 = Mount("/v2", routes=[Route("/things/{tid}", endpoint)])
     resolver = RouteResolver()
     resolver.bind_routes([static, org, v2])
-    assert resolver.template({"route": inner, "root_path": "/orgs/42/api"}, "") == "/orgs/{org_id}/api/users/{user_id}"
+    assert (
+        resolver.template({"route": inner, "root_path": "/orgs/42/api"}, "")
+        == "/orgs/{org_id}/api/users/{user_id}"
+    )
     assert resolver.template({"route": v2.routes[0], "root_path": "/v2"}, "") == "/v2/things/{tid}"
     assert resolver.template({"route": static, "root_path": "/static"}, "") == "/static/{path}"
     # an app served under a root path keeps it out of the label
-    assert resolver.template({"route": v2.routes[0], "root_path": "/prefix/v2"}, "/prefix") == "/v2/things/{tid}"
+    assert (
+        resolver.template({"route": v2.routes[0], "root_path": "/prefix/v2"}, "/prefix") == "/v2/things/{tid}"
+    )
 
 
 def test_parameterised_prefixes_are_not_cached_per_id() -> None:
@@ -40,5 +45,8 @@ def test_parameterised_prefixes_are_not_cached_per_id() -> None:
     resolver = RouteResolver()
     resolver.bind_routes([Mount("/orgs/{org_id}", routes=[inner])])
     for i in range(1000):
-        assert resolver.template({"route": inner, "root_path": f"/orgs/{i}"}, "") == "/orgs/{org_id}/users/{user_id}"
+        assert (
+            resolver.template({"route": inner, "root_path": f"/orgs/{i}"}, "")
+            == "/orgs/{org_id}/users/{user_id}"
+        )
     assert len(resolver._cache) <= 1

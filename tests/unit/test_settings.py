@@ -13,7 +13,9 @@ def test_environment_is_read_and_keyword_arguments_win(monkeypatch: pytest.Monke
     assert settings.environment == "staging"  # None does not erase the environment value
 
 
-def test_invalid_environment_value_names_the_setting_and_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_invalid_environment_value_names_the_setting_and_the_variable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setenv("LIGHTKEEPER_LOG_INFO_SAMPLE_RATE", "1.5")
     with pytest.raises(SettingsError) as err:
         load_settings()

@@ -19,10 +19,15 @@ from lightkeeper.sdk.health import HealthChecks
 Send = Any
 
 
-async def _respond(send: Send, status: int, body: bytes, content_type: bytes,
-                   extra: list[tuple[bytes, bytes]] | None = None) -> None:
-    headers = [(b"content-type", content_type), (b"content-length", str(len(body)).encode()),
-               (b"cache-control", b"no-store"), *(extra or [])]
+async def _respond(
+    send: Send, status: int, body: bytes, content_type: bytes, extra: list[tuple[bytes, bytes]] | None = None
+) -> None:
+    headers = [
+        (b"content-type", content_type),
+        (b"content-length", str(len(body)).encode()),
+        (b"cache-control", b"no-store"),
+        *(extra or []),
+    ]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
@@ -34,16 +39,21 @@ def _header(scope: dict[str, Any], name: bytes) -> bytes | None:
     return None
 
 
-async def metrics(scope: dict[str, Any], send: Send, token: str | None,
-                  extra: list[tuple[bytes, bytes]]) -> None:
+async def metrics(
+    scope: dict[str, Any], send: Send, token: str | None, extra: list[tuple[bytes, bytes]]
+) -> None:
     """Prometheus or OpenMetrics exposition, behind an optional bearer token."""
     if token is not None:
         given = _header(scope, b"authorization") or b""
         expected = b"Bearer " + token.encode()
         if not hmac.compare_digest(given, expected):
-            await _respond(send, 401, b"missing or wrong bearer token for /metrics\n",
-                           b"text/plain; charset=utf-8",
-                           [*extra, (b"www-authenticate", b'Bearer realm="metrics"')])
+            await _respond(
+                send,
+                401,
+                b"missing or wrong bearer token for /metrics\n",
+                b"text/plain; charset=utf-8",
+                [*extra, (b"www-authenticate", b'Bearer realm="metrics"')],
+            )
             return
     accept = (_header(scope, b"accept") or b"").decode("latin-1")
     encoder, content_type = choose_encoder(accept)
@@ -61,8 +71,9 @@ async def ready(checks: HealthChecks, send: Send, extra: list[tuple[bytes, bytes
     await _respond(send, 200 if report.status == "pass" else 503, body, b"application/json", extra)
 
 
-async def detail(checks: HealthChecks, identity: dict[str, str], send: Send,
-                 extra: list[tuple[bytes, bytes]]) -> None:
+async def detail(
+    checks: HealthChecks, identity: dict[str, str], send: Send, extra: list[tuple[bytes, bytes]]
+) -> None:
     report = await checks.run()
     body = orjson.dumps({**identity, **report.as_dict()}, option=orjson.OPT_INDENT_2)
     await _respond(send, 200 if report.status == "pass" else 503, body, b"application/json", extra)

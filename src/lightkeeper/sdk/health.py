@@ -140,12 +140,14 @@ def redis(target: Any, *, name: str = "redis", timeout: float | None = None) -> 
         import redis.asyncio as aioredis
 
         secrets = _password_of(target)
-        client = aioredis.from_url(target, socket_connect_timeout=timeout or 2.0, socket_timeout=timeout or 2.0)
+        client = aioredis.from_url(
+            target, socket_connect_timeout=timeout or 2.0, socket_timeout=timeout or 2.0
+        )
     else:
         client = target
 
     async def run() -> bool:
-        result = client.ping()
+        result: Any = client.ping()
         if inspect.isawaitable(result):
             result = await result
         return bool(result)

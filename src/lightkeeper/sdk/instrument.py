@@ -20,8 +20,12 @@ from lightkeeper.sdk.settings import Settings, load_settings
 
 _ATTR = "_lightkeeper_runtime"
 _HTTP_SIGNALS = (
-    catalogue.HTTP_REQUESTS, catalogue.HTTP_REQUEST_DURATION, catalogue.HTTP_REQUEST_SIZE,
-    catalogue.HTTP_RESPONSE_SIZE, catalogue.HTTP_EXCEPTIONS, catalogue.HTTP_TIME_TO_FIRST_BYTE,
+    catalogue.HTTP_REQUESTS,
+    catalogue.HTTP_REQUEST_DURATION,
+    catalogue.HTTP_REQUEST_SIZE,
+    catalogue.HTTP_RESPONSE_SIZE,
+    catalogue.HTTP_EXCEPTIONS,
+    catalogue.HTTP_TIME_TO_FIRST_BYTE,
 )
 
 

@@ -13,7 +13,7 @@ import random
 import sys
 import threading
 import time
-from typing import IO, Any
+from typing import IO, Any, cast
 
 import orjson
 import structlog
@@ -172,7 +172,7 @@ class _LineWriter:
 def _stdout_bytes() -> IO[bytes]:
     stream = sys.stdout
     buffer = getattr(stream, "buffer", None)
-    return buffer if buffer is not None else _TextAsBytes(stream)
+    return buffer if buffer is not None else cast(IO[bytes], _TextAsBytes(stream))
 
 
 class _TextAsBytes:
@@ -285,12 +285,13 @@ def emit(method_name: str, event_dict: dict[str, Any]) -> None:
         getattr(structlog.get_logger("lightkeeper"), method_name)(event_dict.pop("event"), **event_dict)
         return
     processors, writer = pipeline
+    event: Any = event_dict
     try:
         for processor in processors:
-            event_dict = processor(None, method_name, event_dict)
+            event = processor(None, method_name, event)
     except structlog.DropEvent:
         return
-    writer.msg(event_dict)
+    writer.msg(event)
 
 
 def is_configured() -> bool:

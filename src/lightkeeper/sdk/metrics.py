@@ -68,7 +68,9 @@ def _create(signal: Signal) -> Metric:
         if signal.kind == "gauge":
             mode = _GAUGE_MULTIPROCESS_MODE.get(signal.name, "livesum")
             return Gauge(signal.name, signal.help, multiprocess_mode=mode, **kwargs)  # type: ignore[arg-type]
-        return Histogram(signal.name, signal.help, buckets=signal.buckets or Histogram.DEFAULT_BUCKETS, **kwargs)
+        return Histogram(
+            signal.name, signal.help, buckets=signal.buckets or Histogram.DEFAULT_BUCKETS, **kwargs
+        )
     except ValueError as exc:
         if "Duplicated timeseries" in str(exc):
             raise MetricConflictError(

@@ -116,9 +116,16 @@ class LightkeeperMiddleware:
         except Exception as exc:
             self._on_exception(exc, scope, base_root, tracked)
             if not state[0]:
-                await send_wrapper({"type": "http.response.start", "status": 500,
-                                    "headers": [(b"content-type", b"application/json"),
-                                                (b"content-length", str(len(_INTERNAL_ERROR)).encode())]})
+                await send_wrapper(
+                    {
+                        "type": "http.response.start",
+                        "status": 500,
+                        "headers": [
+                            (b"content-type", b"application/json"),
+                            (b"content-length", str(len(_INTERNAL_ERROR)).encode()),
+                        ],
+                    }
+                )
                 await send_wrapper({"type": "http.response.body", "body": _INTERNAL_ERROR})
         finally:
             if tracked:
@@ -132,8 +139,15 @@ class LightkeeperMiddleware:
                     self._record(scope, base_root, start, state, raw_len, user_agent)
             _request_context.reset(token)
 
-    def _record(self, scope: dict[str, Any], base_root: str, start: float, state: list[Any],
-                raw_len: bytes | None, user_agent: bytes | None) -> None:
+    def _record(
+        self,
+        scope: dict[str, Any],
+        base_root: str,
+        start: float,
+        state: list[Any],
+        raw_len: bytes | None,
+        user_agent: bytes | None,
+    ) -> None:
         end = _perf()
         elapsed = end - start
         rt = self.rt
@@ -157,16 +171,19 @@ class LightkeeperMiddleware:
             rt.ttfb(method, route).observe(state[2] - start)
         if rt.access_log:
             client = scope.get("client")
-            emit("error" if status >= 500 else "info", {
-                "event": "http_request",
-                "method": method,
-                "route": route,
-                "path": scope["path"][:_MAX_PATH],
-                "status_code": status,
-                "duration_ms": round(elapsed * 1000.0, 3),
-                "client_ip": client[0] if client else None,
-                "user_agent": user_agent[:256].decode("latin-1") if user_agent else None,
-            })
+            emit(
+                "error" if status >= 500 else "info",
+                {
+                    "event": "http_request",
+                    "method": method,
+                    "route": route,
+                    "path": scope["path"][:_MAX_PATH],
+                    "status_code": status,
+                    "duration_ms": round(elapsed * 1000.0, 3),
+                    "client_ip": client[0] if client else None,
+                    "user_agent": user_agent[:256].decode("latin-1") if user_agent else None,
+                },
+            )
 
     def _on_exception(self, exc: Exception, scope: dict[str, Any], base_root: str, tracked: bool) -> None:
         """Count and log an unhandled exception exactly once, then let the 500 stand.
@@ -185,7 +202,9 @@ class LightkeeperMiddleware:
             except Exception:  # reporting must not turn one error into two
                 _fallback_log.debug("exception hook failed", exc_info=True)
         try:
-            emit("error", {"event": "unhandled_exception", "route": route, "exception_type": exc_type,
-                           "exc_info": exc})
+            emit(
+                "error",
+                {"event": "unhandled_exception", "route": route, "exception_type": exc_type, "exc_info": exc},
+            )
         except Exception:
             _fallback_log.exception("unhandled exception (and the JSON logger failed)")

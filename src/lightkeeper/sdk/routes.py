@@ -57,7 +57,9 @@ class RouteResolver:
                 own = (_template_of(route) or "").removesuffix("/{path}")
                 full = prefix + own
                 if _PARAM.search(full):
-                    pattern = "^" + _PARAM.sub(r"[^/]+", re.escape(full).replace(r"\{", "{").replace(r"\}", "}"))
+                    pattern = "^" + _PARAM.sub(
+                        r"[^/]+", re.escape(full).replace(r"\{", "{").replace(r"\}", "}")
+                    )
                     params.append((re.compile(pattern + "$"), full))
                 else:
                     static[full] = full
@@ -84,7 +86,7 @@ class RouteResolver:
         if route is None:
             return UNMATCHED_ROUTE
         root = scope.get("root_path", base_root_path)
-        raw_prefix = root[len(base_root_path):] if root.startswith(base_root_path) else root
+        raw_prefix = root[len(base_root_path) :] if root.startswith(base_root_path) else root
         key = (id(route), raw_prefix)
         found = self._cache.get(key)
         if found is not None:

@@ -26,8 +26,9 @@ class Runtime:
     def __init__(self, settings: Settings, checks: Iterable[Any]) -> None:
         self.settings = settings
         self.resolver = RouteResolver()
-        self.checks = HealthChecks(checks, timeout=settings.health_timeout_seconds,
-                                   cache_seconds=settings.health_cache_seconds)
+        self.checks = HealthChecks(
+            checks, timeout=settings.health_timeout_seconds, cache_seconds=settings.health_cache_seconds
+        )
         self.request_id_header_lower = settings.request_id_header.lower().encode("ascii")
         self.request_id_header_bytes = settings.request_id_header.encode("ascii")
         self.access_log = settings.access_log
@@ -39,8 +40,11 @@ class Runtime:
             f"{health}/ready": "ready",
         }
         self.excluded_paths = frozenset(settings.excluded_paths)
-        self.identity = {"service": settings.service, "environment": settings.environment,
-                         "version": settings.version}
+        self.identity = {
+            "service": settings.service,
+            "environment": settings.environment,
+            "version": settings.version,
+        }
         # id(scope) -> (scope, root_path at entry); read at scrape time only.
         self.inflight: dict[int, tuple[dict[str, Any], str]] = {}
         self._ttfb: dict[tuple[str, str], Any] = {}
@@ -54,8 +58,9 @@ class Runtime:
             self._ttfb[(method, route)] = child
         return child
 
-    async def serve_special(self, kind: str, scope: dict[str, Any], send: Any,
-                            rid_pair: tuple[bytes, bytes]) -> None:
+    async def serve_special(
+        self, kind: str, scope: dict[str, Any], send: Any, rid_pair: tuple[bytes, bytes]
+    ) -> None:
         extra = [rid_pair]
         if kind == "metrics":
             await endpoints.metrics(scope, send, self.settings.metrics_token, extra)

@@ -104,7 +104,11 @@ def _describe(exc: ValidationError, from_kwargs: set[str]) -> str:
     lines = ["invalid lightkeeper settings:"]
     for err in exc.errors():
         name = str(err["loc"][0]) if err["loc"] else "?"
-        source = "instrument() argument" if name in from_kwargs else f"environment variable {ENV_PREFIX}{name.upper()}"
+        source = (
+            "instrument() argument"
+            if name in from_kwargs
+            else f"environment variable {ENV_PREFIX}{name.upper()}"
+        )
         # Never echo the rejected value: it may be a token or a DSN.
         lines.append(f"  {name} ({source}): {err['msg']}")
     return "\n".join(lines)
