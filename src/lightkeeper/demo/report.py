@@ -1,0 +1,102 @@
+"""The demo summary as a person reads it in a terminal."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich import box
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from lightkeeper.demo.runner import DemoSummary
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.1f} ms"
+
+
+def _requests_table(summary: DemoSummary) -> Table:
+    http = summary.http
+    table = Table(
+        title="Requests (read back from /metrics)",
+        title_justify="left",
+        show_header=False,
+        box=box.SIMPLE,
+        pad_edge=False,
+    )
+    table.add_column(style="bold")
+    table.add_column(justify="right")
+    table.add_row("total", f"{http.total_requests:,}")
+    for status_class, count in http.by_status_class.items():
+        table.add_row(status_class, f"{count:,}")
+    table.add_row("error rate (5xx)", f"{http.error_rate:.1%}")
+    for name, value in http.latency_ms.items():
+        table.add_row(f"latency {name}", _ms(value))
+    check = summary.reconciliation
+    verdict = (
+        "[green]exact match[/]" if check.matches else f"[yellow]{len(check.differences)} series differ[/]"
+    )
+    table.add_row("sent by the generator", f"{check.sent:,}  ({verdict})")
+    return table
+
+
+def _routes_table(summary: DemoSummary) -> Table:
+    table = Table(title="Top routes by traffic", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    table.add_column("method")
+    table.add_column("route", overflow="fold")
+    for column in ("requests", "5xx", "p50", "p95"):
+        table.add_column(column, justify="right")
+    for route in summary.http.top_routes:
+        table.add_row(
+            route.method, route.route, f"{route.requests:,}", str(route.server_errors),
+            _ms(route.p50_ms), _ms(route.p95_ms),
+        )  # fmt: skip
+    return table
+
+
+def _checks(body: Any) -> list[tuple[str, str, str]]:
+    """(name, status, latency) rows from a /health body, whatever its exact nesting."""
+    checks = body.get("checks", {}) if isinstance(body, dict) else {}
+    items = checks.items() if isinstance(checks, dict) else ((c.get("name", "?"), c) for c in checks)
+    rows = []
+    for name, result in items:
+        result = result if isinstance(result, dict) else {"status": result}
+        latency = result.get("latency_ms", result.get("duration_ms"))
+        rows.append((str(name), str(result.get("status", "?")), "-" if latency is None else f"{latency} ms"))
+    return rows
+
+
+def _health_table(summary: DemoSummary) -> Table:
+    health = summary.health
+    status = health.body.get("status", "?") if isinstance(health.body, dict) else "?"
+    table = Table(
+        title=f"Health: {status} (HTTP {health.status_code})",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+    )
+    table.add_column("check")
+    table.add_column("status")
+    table.add_column("latency", justify="right")
+    for row in _checks(health.body):
+        table.add_row(*row)
+    return table
+
+
+def render(summary: DemoSummary, console: Console) -> None:
+    service = summary.service
+    name = f"{service.get('service', '?')} {service.get('version', '')} ({service.get('environment', '')})"
+    rate = f"{summary.achieved_rps:g} req/s (target {summary.target_rps:g})"
+    title = f"{name} - {summary.duration_seconds:.0f} s at {rate}"
+    console.rule(Text(title))
+    console.print(f"app: {summary.base_url}   database: {summary.database}", highlight=False)
+    console.print(_requests_table(summary), _routes_table(summary), _health_table(summary))
+    if not summary.reconciliation.matches:
+        console.print("[yellow]The service's counters and the generator's tally differ:[/]")
+        for diff in summary.reconciliation.differences:
+            series = f"{diff.method} {diff.route} {diff.status_code}"
+            console.print(f"  {series}: sent {diff.sent}, seen {diff.seen}", highlight=False)
+    if summary.traffic.transport_errors:
+        errors = ", ".join(f"{name} x{count}" for name, count in summary.traffic.transport_errors.items())
+        console.print(f"[yellow]Requests that got no response:[/] {errors}")
