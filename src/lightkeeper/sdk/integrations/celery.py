@@ -128,9 +128,9 @@ def instrument_celery(
     """
     celery = _load()
     if settings is None:
-        from lightkeeper.sdk.settings import load_settings
+        from lightkeeper.sdk.settings import current_settings
 
-        settings = load_settings()
+        settings = current_settings()
     if sample_interval is not None and sample_interval <= 0:
         raise ValueError("sample_interval must be greater than 0 (or None to disable sampling)")
     options = _Options(

@@ -54,9 +54,9 @@ def instrument_httpx(client: Any = None, *, request_id_header: str | None = None
     global _header, _failure_kinds
     httpx = _load()
     if request_id_header is None:
-        from lightkeeper.sdk.settings import load_settings
+        from lightkeeper.sdk.settings import current_settings
 
-        request_id_header = load_settings().request_id_header
+        request_id_header = current_settings().request_id_header
     _header = request_id_header
     _failure_kinds = (
         (httpx.TimeoutException, "timeout"),

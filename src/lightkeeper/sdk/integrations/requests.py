@@ -47,9 +47,9 @@ def instrument_requests(*, request_id_header: str | None = None) -> None:
     global _header, _classify
     requests = _load()
     if request_id_header is None:
-        from lightkeeper.sdk.settings import load_settings
+        from lightkeeper.sdk.settings import current_settings
 
-        request_id_header = load_settings().request_id_header
+        request_id_header = current_settings().request_id_header
     _header = request_id_header
     _classify = _classifier(requests)
     if _lazy.patch_class(requests.adapters.HTTPAdapter, "send", _wrap):

@@ -77,9 +77,9 @@ def instrument_sqlalchemy(
     if sync_engine in _instrumented:
         return
     if slow_query_seconds is None:
-        from lightkeeper.sdk.settings import load_settings
+        from lightkeeper.sdk.settings import current_settings
 
-        slow_query_seconds = load_settings().slow_query_seconds
+        slow_query_seconds = current_settings().slow_query_seconds
     if slow_query_seconds <= 0:
         raise ValueError("slow_query_seconds must be greater than 0")
     name = pool or pool_name(sync_engine.url)
