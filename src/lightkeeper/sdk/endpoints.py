@@ -7,6 +7,7 @@ app's own routing or dependencies are broken.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 from typing import Any
 
@@ -57,7 +58,13 @@ async def metrics(
             return
     accept = (_header(scope, b"accept") or b"").decode("latin-1")
     encoder, content_type = choose_encoder(accept)
-    body = encoder(multiprocess.exposition_registry())
+    registry = multiprocess.exposition_registry()
+    if multiprocess.active_directory() is None:
+        body = encoder(registry)
+    else:
+        # Reading every worker's files (and compacting dead ones under a file lock)
+        # must not stall the event loop that serves requests.
+        body = await asyncio.to_thread(encoder, registry)
     await _respond(send, 200, body, content_type.encode(), extra)
 
 

@@ -21,7 +21,8 @@ Metric = Counter | Gauge | Histogram
 # How a gauge combines across gunicorn / uvicorn workers in multi-process mode.
 _GAUGE_MULTIPROCESS_MODE: dict[str, str] = {
     catalogue.HTTP_REQUESTS_IN_PROGRESS.name: "livesum",
-    catalogue.BUILD_INFO.name: "max",
+    # live*: a reloaded server's old version disappears with its workers.
+    catalogue.BUILD_INFO.name: "livemax",
     catalogue.HEALTH_CHECK_UP.name: "livemin",
     catalogue.DB_CONNECTIONS_ACTIVE.name: "livesum",
     catalogue.DB_CONNECTIONS_IDLE.name: "livesum",

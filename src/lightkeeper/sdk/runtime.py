@@ -6,7 +6,9 @@ does lookups, not string work.
 
 from __future__ import annotations
 
+import os
 import threading
+import time
 import weakref
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -15,7 +17,7 @@ from prometheus_client import REGISTRY
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from lightkeeper.sdk import catalogue, endpoints
+from lightkeeper.sdk import catalogue, endpoints, multiprocess
 from lightkeeper.sdk.health import HealthChecks
 from lightkeeper.sdk.metrics import family
 from lightkeeper.sdk.routes import RouteResolver
@@ -48,7 +50,11 @@ class Runtime:
         # id(scope) -> (scope, root_path at entry); read at scrape time only.
         self.inflight: dict[int, tuple[dict[str, Any], str]] = {}
         self._ttfb: dict[tuple[str, str], Any] = {}
-        self.exception_hooks: list[Callable[[BaseException], None]] = []
+        # Called as hook(exception, asgi_scope, route) once per unhandled exception
+        # (tracing marks the span failed, errors reports to Sentry).
+        self.exception_hooks: list[Callable[[BaseException, dict[str, Any], str], None]] = []
+        # Set by lightkeeper.sdk.tracing: creates each request's server span (None: off).
+        self.tracing: Any = None
         _InflightCollector.track(self)
 
     def ttfb(self, method: str, route: str) -> Any:
@@ -72,14 +78,24 @@ class Runtime:
             await endpoints.detail(self.checks, self.identity, send, extra)
 
 
+def _inflight_counts(runtimes: Iterable[Runtime]) -> dict[tuple[str, str], int]:
+    counts: dict[tuple[str, str], int] = {}
+    for runtime in list(runtimes):
+        # list() copies the dict in one C call, safe while the loop thread mutates it
+        for scope, base_root in list(runtime.inflight.values()):
+            key = (scope.get("method", "OTHER"), runtime.resolver.template(scope, base_root))
+            counts[key] = counts.get(key, 0) + 1
+    return counts
+
+
 class _InflightCollector(Collector):
     """`http_requests_in_progress` computed at scrape time from live requests.
 
     The route is only known once the router has run, so a gauge incremented at
     request start could not carry it. Reading the in-flight scopes when Prometheus
     scrapes gives exact per-route counts for the cost of a dict insert and pop per
-    request. (In multi-process mode this collector cannot see other workers; see
-    lightkeeper.sdk.multiprocess.)
+    request. In multi-process mode a scrape reaches one worker only, so there a
+    sampler thread copies each worker's counts into a file-backed gauge instead.
     """
 
     _runtimes: weakref.WeakSet[Runtime] = weakref.WeakSet()
@@ -90,23 +106,56 @@ class _InflightCollector(Collector):
     def track(cls, runtime: Runtime) -> None:
         with cls._lock:
             cls._runtimes.add(runtime)
-            if not cls._registered:
+            if multiprocess.active_directory() is not None:
+                _InflightSampler.ensure_running()
+            elif not cls._registered:
                 REGISTRY.register(cls())
                 cls._registered = True
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         signal = catalogue.HTTP_REQUESTS_IN_PROGRESS
-        counts: dict[tuple[str, str], int] = {}
-        for runtime in list(self._runtimes):
-            for scope, base_root in list(runtime.inflight.values()):
-                method = scope.get("method", "OTHER")
-                route = runtime.resolver.template(scope, base_root)
-                counts[(method, route)] = counts.get((method, route), 0) + 1
         metric = GaugeMetricFamily(signal.name, signal.help, labels=signal.labels)
-        for (method, route), n in sorted(counts.items()):
+        for (method, route), n in sorted(_inflight_counts(self._runtimes).items()):
             metric.add_metric([method, route], float(n))
         yield metric
 
     def describe(self) -> Iterator[GaugeMetricFamily]:
         signal = catalogue.HTTP_REQUESTS_IN_PROGRESS
         yield GaugeMetricFamily(signal.name, signal.help, labels=signal.labels)
+
+
+class _InflightSampler:
+    """Multi-process mode: once a second, this worker's in-flight counts go into the
+    `livesum` gauge every worker's scrape adds up (so the value lags by <= 1 s)."""
+
+    INTERVAL = 1.0
+    _pid = 0
+
+    @classmethod
+    def ensure_running(cls) -> None:
+        if cls._pid == os.getpid():
+            return
+        cls._pid = os.getpid()
+        threading.Thread(target=cls._run, name="lightkeeper-inflight", daemon=True).start()
+
+    @classmethod
+    def _run(cls) -> None:
+        gauge = family(catalogue.HTTP_REQUESTS_IN_PROGRESS)
+        shown: set[tuple[str, str]] = set()
+        while True:
+            time.sleep(cls.INTERVAL)
+            counts = _inflight_counts(_InflightCollector._runtimes)
+            for key in shown - counts.keys():
+                gauge.labels(*key).set(0)
+            for key, n in counts.items():
+                gauge.labels(*key).set(n)
+            shown |= counts.keys()
+
+
+def _restart_after_fork() -> None:
+    # gunicorn --preload forks workers from a master that already ran instrument().
+    if _InflightCollector._runtimes and multiprocess.active_directory() is not None:
+        _InflightSampler.ensure_running()
+
+
+os.register_at_fork(after_in_child=_restart_after_fork)

@@ -52,11 +52,18 @@ class Settings(BaseSettings):
     health_cache_seconds: float = Field(1.0, ge=0.0, le=300.0)
 
     # Traces and errors (used by lightkeeper.sdk.tracing / errors)
-    otlp_endpoint: str | None = None
+    otlp_endpoint: str | None = Field(None, repr=False)
+    otlp_timeout_seconds: float = Field(5.0, gt=0.0, le=60.0)
     trace_sample_rate: float | None = Field(None, ge=0.0, le=1.0)
     sentry_dsn: str | None = Field(None, repr=False)
     sentry_traces_sample_rate: float = Field(0.0, ge=0.0, le=1.0)
     sentry_profiles_sample_rate: float = Field(0.0, ge=0.0, le=1.0)
+    sentry_timeout_seconds: float = Field(5.0, gt=0.0, le=60.0)
+    # "app": locals and source lines of the application's own frames; "all": every
+    # frame (sentry-sdk's default, ~10x the cost per event); "none".
+    sentry_local_variables: Literal["app", "all", "none"] = "app"
+    # Events sent per exception fingerprint (type + raising line) per minute; None: all.
+    sentry_events_per_fingerprint_per_minute: int | None = Field(10, ge=1)
 
     # Integrations
     slow_query_seconds: float = Field(1.0, gt=0.0)
@@ -67,6 +74,16 @@ class Settings(BaseSettings):
         if not value.startswith("/") or len(value) < 2:
             raise ValueError("must be an absolute URL path such as '/metrics'")
         return value.rstrip("/")
+
+    @field_validator("otlp_endpoint", "sentry_dsn")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        value = value.strip()
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return value
 
     @field_validator("request_id_header")
     @classmethod
@@ -112,3 +129,18 @@ def _describe(exc: ValidationError, from_kwargs: set[str]) -> str:
         # Never echo the rejected value: it may be a token or a DSN.
         lines.append(f"  {name} ({source}): {err['msg']}")
     return "\n".join(lines)
+
+
+_current: Settings | None = None
+
+
+def remember(settings: Settings) -> None:
+    """Record the settings of the latest `instrument()` call for the integrations."""
+    global _current
+    _current = settings
+
+
+def current_settings() -> Settings:
+    """The settings `instrument()` was given, so integrations set up later (httpx,
+    SQLAlchemy, Celery) agree with it; the environment alone when it was not called."""
+    return _current if _current is not None else load_settings()
