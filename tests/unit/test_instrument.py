@@ -109,3 +109,31 @@ def test_metrics_and_health_are_excluded_by_default_but_carry_request_ids() -> N
             assert response.status_code == 200 and response.headers["x-request-id"] == "probe-1"
     assert delta.value(REQUESTS) == 0
     assert not [line for line in logs if line["event"] == "http_request"]
+
+
+def test_included_routers_are_labelled_with_their_full_prefixed_template() -> None:
+    from fastapi import APIRouter
+
+    items = APIRouter(prefix="/api/v1")
+
+    @items.get("/items/{item_id}")
+    async def item(item_id: int) -> dict[str, int]:
+        return {"id": item_id}
+
+    nested = APIRouter(prefix="/nested")
+
+    @nested.get("/x/{y}")
+    async def x(y: str) -> dict[str, str]:
+        return {"y": y}
+
+    items.include_router(nested)
+    app = FastAPI()
+    app.include_router(items, prefix="/outer")
+    app.include_router(items, prefix="/legacy")  # the same route objects, twice
+    lightkeeper.instrument(app, service="routers")
+    with capture_logs(), capture_metrics() as delta:
+        for path in ("/outer/api/v1/items/1", "/outer/api/v1/nested/x/2", "/legacy/api/v1/items/3"):
+            assert call(app, path).status_code == 200
+    assert delta.value(REQUESTS, route="/outer/api/v1/items/{item_id}") == 1
+    assert delta.value(REQUESTS, route="/outer/api/v1/nested/x/{y}") == 1
+    assert delta.value(REQUESTS, route="/legacy/api/v1/items/{item_id}") == 1

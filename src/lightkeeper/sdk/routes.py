@@ -24,6 +24,13 @@ def _template_of(route: Any) -> str | None:
     return fmt if isinstance(fmt, str) else None
 
 
+def _effective_template(context: Any) -> str | None:
+    fmt = getattr(getattr(context, "starlette_route", None), "path_format", None) or getattr(
+        context, "path_format", None
+    )
+    return fmt if isinstance(fmt, str) and fmt else None
+
+
 def _is_mount(route: Any) -> bool:
     return type(route).__name__ == "Mount" or (
         hasattr(route, "routes") and _template_of(route) is not None and not hasattr(route, "endpoint")
@@ -34,7 +41,7 @@ class RouteResolver:
     """Maps (matched route, mount prefix) to a template; one per instrumented app."""
 
     def __init__(self) -> None:
-        self._cache: dict[tuple[int, str], str] = {}
+        self._cache: dict[tuple[str, str], str] = {}
         self._static_prefixes: dict[str, str] | None = None
         self._param_prefixes: list[tuple[re.Pattern[str], str]] = []
         self._routes: Any = None
@@ -85,24 +92,37 @@ class RouteResolver:
         route = scope.get("route")
         if route is None:
             return UNMATCHED_ROUTE
+        own = None
+        fastapi_scope = scope.get("fastapi")
+        if fastapi_scope:
+            # FastAPI >= 0.16x keeps the original route object for included routers
+            # and records the prefixed template in its "effective route context".
+            effective = fastapi_scope.get("effective_route_context")
+            if effective is not None and getattr(effective, "original_route", None) is route:
+                own = _effective_template(effective)
+        if own is None:
+            own = _template_of(route) or UNMATCHED_ROUTE
         root = scope.get("root_path", base_root_path)
+        if root == base_root_path:
+            return own if len(own) <= MAX_LABEL_VALUE_LENGTH else own[:MAX_LABEL_VALUE_LENGTH]
         raw_prefix = root[len(base_root_path) :] if root.startswith(base_root_path) else root
-        key = (id(route), raw_prefix)
+        key = (own, raw_prefix)
         found = self._cache.get(key)
         if found is not None:
             return found
-        own = _template_of(route) or UNMATCHED_ROUTE
-        if not raw_prefix:
-            result, cacheable = own, True
-        else:
-            prefix = self._prefix_template(raw_prefix)
-            # A Mount left as the innermost route (e.g. StaticFiles) is already
-            # part of the prefix: its template is the prefix plus the remainder.
-            result = prefix + "/{path}" if _is_mount(route) else prefix + own
-            # A parameterised mount's raw prefix holds ids: caching on it would
-            # grow without bound, so only parameter-free prefixes are cached.
-            cacheable = prefix == raw_prefix
+        result, cacheable = self._with_prefix(route, own, raw_prefix)
         result = result[:MAX_LABEL_VALUE_LENGTH]
         if cacheable:
             self._cache[key] = result
         return result
+
+    def _with_prefix(self, route: Any, own: str, raw_prefix: str) -> tuple[str, bool]:
+        if not raw_prefix:
+            return own, True
+        prefix = self._prefix_template(raw_prefix)
+        # A Mount left as the innermost route (e.g. StaticFiles) is already part of
+        # the prefix: its template is the prefix plus the remainder.
+        result = prefix + "/{path}" if _is_mount(route) else prefix + own
+        # A parameterised mount's raw prefix holds ids: caching on it would grow
+        # without bound, so only parameter-free prefixes are cached.
+        return result, prefix == raw_prefix
