@@ -548,6 +548,15 @@ TELEMETRY_EXPORT_FAILURES = Signal(
     group="process",
     bounded={"exporter": "otlp | sentry"},
 )
+ERROR_EVENTS_SUPPRESSED = Signal(
+    "lightkeeper_error_events_suppressed_total",
+    "counter",
+    "Errors not sent to Sentry because their fingerprint exceeded its per-minute budget "
+    "(still logged and counted in http_exceptions_total).",
+    ("exception_type",),
+    group="process",
+    bounded={"exception_type": _EXC},
+)
 LOG_EVENTS_SAMPLED_OUT = Signal(
     "lightkeeper_log_events_sampled_out_total",
     "counter",

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 Severity = Literal["critical", "high", "medium", "low"]
 SEVERITIES: tuple[Severity, ...] = ("critical", "high", "medium", "low")
@@ -20,6 +20,8 @@ _DURATION_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 6
 _NAME = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 _LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 _ENV_VAR = re.compile(r"^[A-Z_][A-Z0-9_]*$")
+# Target labels the generated scrape config sets, which rules and routing rely on.
+_RESERVED_TARGET_LABELS = frozenset({"service", "environment", "job", "instance"})
 
 
 def duration_seconds(text: str) -> float:
@@ -35,7 +37,9 @@ def _check_duration(value: str) -> str:
     return value
 
 
-Duration = Annotated[str, Field(description="Prometheus duration: 30s, 5m, 1h, 30d")]
+Duration = Annotated[
+    str, AfterValidator(_check_duration), Field(description="Prometheus duration: 30s, 5m, 1h, 30d")
+]
 
 
 class StrictModel(BaseModel):
@@ -56,11 +60,6 @@ class Environment(StrictModel):
         default_factory=dict,
         description="Per-environment alert thresholds; a number replaces the least severe tier",
     )
-
-    @field_validator("scrape_interval")
-    @classmethod
-    def _dur(cls, v: str | None) -> str | None:
-        return None if v is None else _check_duration(v)
 
     @field_validator("targets")
     @classmethod
@@ -101,14 +100,17 @@ class BurnRateTier(StrictModel):
     short_window: Duration
     budget_share: float = Field(gt=0, le=1, description="Share of the period's budget this tier spends")
     severity: Severity
+    for_: Duration | None = Field(None, alias="for", description="How long both windows must burn")
 
 
 class SLOAlerting(StrictModel):
     page: bool = True
     ticket: bool = True
-    min_requests: int = Field(0, ge=0, description="Low-traffic guard: requests needed in the long window")
+    min_requests: int = Field(
+        default=0, ge=0, description="Low-traffic guard: requests needed in the long window"
+    )
     no_data_for: Duration = "15m"
-    tiers: list[BurnRateTier] | None = Field(None, description="Override the SRE-workbook tiers")
+    tiers: list[BurnRateTier] | None = Field(default=None, description="Override the SRE-workbook tiers")
 
 
 class SLO(StrictModel):
@@ -117,7 +119,7 @@ class SLO(StrictModel):
     period: str = Field("30d", description="28d, 30d, 90d, ... or calendar_month")
     description: str = ""
     sli: SLI
-    alerting: SLOAlerting = Field(default_factory=SLOAlerting)
+    alerting: SLOAlerting = Field(default_factory=lambda: SLOAlerting())
 
     @field_validator("name")
     @classmethod
@@ -166,7 +168,8 @@ ALERT_FAMILIES: dict[str, str] = {
     "llm_cost_usd_per_hour": "LLM spend rate",
     "health_check_failing": "a readiness dependency failing (any value enables it)",
     "telemetry_missing": "no metrics from a target (any value enables it)",
-    "service_down": "scrape target down (any value enables it)",
+    "service_down": "every scrape target of an environment down (any value enables it)",
+    "instance_down": "one scrape target down (any value enables it)",
 }
 
 
@@ -194,7 +197,9 @@ class _SecretRef(StrictModel):
         if f and e:
             raise ValueError(f"give either {file_field} or {env_field} for the {what}, not both")
         if required and not f and not e:
-            raise ValueError(f"the {what} is a secret: give {file_field} (a path) or {env_field} (a variable name)")
+            raise ValueError(
+                f"the {what} is a secret: give {file_field} (a path) or {env_field} (a variable name)"
+            )
         if e and not _ENV_VAR.match(e):
             raise ValueError(f"{env_field} must be an environment variable name such as SLACK_WEBHOOK_URL")
 
@@ -297,7 +302,7 @@ class RunbookEntry(StrictModel):
 
 
 class Runbooks(StrictModel):
-    base_url: str = Field("", description="Where the generated runbooks/<alert>.md are served")
+    base_url: str = Field(default="", description="Where the generated runbooks/<alert>.md are served")
     alerts: dict[str, RunbookEntry] = Field(default_factory=dict)
 
 
@@ -308,11 +313,17 @@ class Dashboards(StrictModel):
 
 
 class PrometheusOptions(StrictModel):
-    retention: Duration = "15d"
+    retention: Duration = Field(
+        default="30d", description="--storage.tsdb.retention.time; SLO windows must fit"
+    )
     scrape_interval: Duration = "15s"
     evaluation_interval: Duration = "15s"
     alertmanagers: list[str] = Field(default_factory=lambda: ["alertmanager:9093"])
     external_labels: dict[str, str] = Field(default_factory=dict)
+    server_targets: list[str] = Field(
+        default_factory=list,
+        description="host:port of lightkeeper server instances (maintenance windows, probe results)",
+    )
 
 
 class WorkflowEntity(StrictModel):
@@ -321,7 +332,7 @@ class WorkflowEntity(StrictModel):
 
 
 class Budgets(StrictModel):
-    llm_monthly_usd: float | None = Field(None, gt=0)
+    llm_monthly_usd: float | None = Field(default=None, gt=0)
 
 
 class Spec(StrictModel):
@@ -333,14 +344,14 @@ class Spec(StrictModel):
     route_groups: dict[str, list[str]] = Field(default_factory=dict)
     alerts: dict[str, AlertThresholds] = Field(default_factory=dict)
     routing: dict[Severity, list[str] | SeverityRoute] = Field(default_factory=dict)
-    notification: Notification = Field(default_factory=Notification)
-    inhibition: Inhibition = Field(default_factory=Inhibition)
+    notification: Notification = Field(default_factory=lambda: Notification())
+    inhibition: Inhibition = Field(default_factory=lambda: Inhibition())
     receivers: dict[str, Receiver] = Field(default_factory=dict)
-    runbooks: Runbooks = Field(default_factory=Runbooks)
-    dashboards: Dashboards = Field(default_factory=Dashboards)
-    prometheus: PrometheusOptions = Field(default_factory=PrometheusOptions)
+    runbooks: Runbooks = Field(default_factory=lambda: Runbooks())
+    dashboards: Dashboards = Field(default_factory=lambda: Dashboards())
+    prometheus: PrometheusOptions = Field(default_factory=lambda: PrometheusOptions())
     workflow: dict[str, WorkflowEntity] = Field(default_factory=dict)
-    budgets: Budgets = Field(default_factory=Budgets)
+    budgets: Budgets = Field(default_factory=lambda: Budgets())
 
     @field_validator("service")
     @classmethod
@@ -374,7 +385,19 @@ class Spec(StrictModel):
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"SLO names must be unique; repeated: {', '.join(dupes)}")
-        for env in self.environments.values():
+        for env_name, env in self.environments.items():
+            if not _NAME.match(env_name):
+                raise ValueError(f"environment {env_name!r}: use a lowercase name such as prod or beta")
+            for label in env.labels:
+                if label in _RESERVED_TARGET_LABELS or not _LABEL_NAME.match(label):
+                    raise ValueError(
+                        f"environments.{env_name}.labels.{label}: "
+                        + (
+                            f"{label} is set by lightkeeper itself; choose another label name"
+                            if label in _RESERVED_TARGET_LABELS
+                            else "not a valid Prometheus label name (letters, digits, _)"
+                        )
+                    )
             for key in env.thresholds:
                 if key not in ALERT_FAMILIES:
                     raise ValueError(f"unknown threshold {key!r}; known: {', '.join(ALERT_FAMILIES)}")

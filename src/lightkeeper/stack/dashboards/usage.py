@@ -1,0 +1,166 @@
+"""Usage: business events, sign-ins, workflow health and LLM spend."""
+
+from __future__ import annotations
+
+from lightkeeper.sdk import catalogue as cat
+from lightkeeper.spec.models import Spec
+from lightkeeper.stack import promql
+from lightkeeper.stack.dashboards import panels as p
+from lightkeeper.stack.dashboards import queries as q
+from lightkeeper.stack.dashboards.panels import Json, Query
+from lightkeeper.stack.names import DashboardKey
+
+KEY: DashboardKey = "usage"
+
+
+def build(spec: Spec) -> Json:
+    env = "{{environment}}"
+    model = ("environment", "gen_ai_request_model")
+    model_legend = "{{environment}} {{gen_ai_request_model}}"
+    auth_failed = q.sum_rate(cat.AUTH_ATTEMPTS, ("environment", "method"), ("outcome", "!=", "success"))
+    auth_all = q.sum_rate(cat.AUTH_ATTEMPTS, ("environment", "method"))
+    panels: list[Json] = [
+        p.row("Business events"),
+        p.timeseries(
+            "Usage events by name",
+            [Query(q.sum_rate(cat.USAGE_EVENTS, ("environment", "event")), "{{environment}} {{event}}")],
+            unit="ops",
+        ),
+        p.table(
+            "Usage events in range",
+            [
+                Query(
+                    q.sum_rate(cat.USAGE_EVENTS, ("environment", "event"), window="$__range", fn="increase"),
+                    instant=True,
+                    table=True,
+                )
+            ],
+            description="Events counted by lightkeeper.usage() over the dashboard's time range.",
+        ),
+        p.timeseries(
+            "Authentication attempts by outcome",
+            [
+                Query(
+                    q.sum_rate(cat.AUTH_ATTEMPTS, ("environment", "method", "outcome")),
+                    "{{environment}} {{method}} {{outcome}}",
+                )
+            ],
+            unit="ops",
+            stack=True,
+        ),
+        p.timeseries(
+            "Authentication failure ratio",
+            [Query(q.ratio(f"{auth_failed} or {auth_all} * 0", auth_all), "{{environment}} {{method}}")],
+            unit="percentunit",
+            description="Failed or locked attempts over all attempts; a jump suggests credential stuffing.",
+        ),
+        p.row("Workflow"),
+        p.timeseries(
+            "Entities by status",
+            [
+                Query(
+                    q.aggregate("sum", cat.WORKFLOW_ENTITIES, ("environment", "entity", "status")),
+                    "{{environment}} {{entity}} {{status}}",
+                )
+            ],
+        ),
+        p.timeseries(
+            "Stuck entities",
+            [
+                Query(
+                    q.aggregate(
+                        "max", cat.WORKFLOW_STUCK_ENTITIES, ("environment", "entity", "status", "threshold")
+                    ),
+                    "{{environment}} {{entity}} {{status}} > {{threshold}}",
+                )
+            ],
+            description="Entities in a processing status past the threshold. "
+            + p.threshold_note(spec, "workflow_stuck"),
+            thresholds=p.alert_thresholds(spec, "workflow_stuck"),
+        ),
+        p.row("LLM"),
+        p.stat(
+            "LLM spend rate",
+            [Query(f"{q.sum_rate(cat.LLM_COST)} * 3600", env)],
+            unit="currencyUSD",
+            description="US dollars per hour at the current rate. "
+            + p.threshold_note(spec, "llm_cost_usd_per_hour"),
+            thresholds=p.alert_thresholds(spec, "llm_cost_usd_per_hour"),
+            decimals=2,
+            w=6,
+        ),
+        _budget_panel(spec),
+        p.timeseries(
+            "LLM spend by model (USD/h)",
+            [Query(f"{q.sum_rate(cat.LLM_COST, model)} * 3600", model_legend)],
+            unit="currencyUSD",
+            w=12,
+            h=4,
+        ),
+        p.timeseries(
+            "Tokens by model and direction",
+            [
+                Query(
+                    q.sum_rate(cat.GEN_AI_TOKEN_USAGE, (*model, "gen_ai_token_type"), suffix="_sum"),
+                    "{{environment}} {{gen_ai_request_model}} {{gen_ai_token_type}}",
+                )
+            ],
+            unit="short",
+            description="Tokens per second.",
+            w=8,
+        ),
+        p.timeseries(
+            "LLM latency p95 by model",
+            [Query(q.quantile("0.95", cat.GEN_AI_OPERATION_DURATION, model), model_legend, exemplar=True)],
+            unit="s",
+            w=8,
+        ),
+        p.timeseries(
+            "LLM errors by model",
+            [
+                Query(
+                    q.sum_rate(cat.GEN_AI_ERRORS, (*model, "error_type")),
+                    "{{environment}} {{gen_ai_request_model}} {{error_type}}",
+                )
+            ],
+            unit="ops",
+            w=8,
+        ),
+    ]
+    return p.dashboard(
+        spec,
+        KEY,
+        panels,
+        description=f"What {spec.service}'s users do, whether work flows through, and what LLM calls cost.",
+    )
+
+
+def _budget_panel(spec: Spec) -> Json:
+    """Spend over the last 30 days against the monthly budget, coloured at 50/75/100 %."""
+    spend = q.sum_rate(cat.LLM_COST, window="30d", fn="increase")
+    budget = spec.budgets.llm_monthly_usd
+    if budget is None:
+        return p.stat(
+            "LLM spend, last 30 days",
+            [Query(spend, "{{environment}}")],
+            unit="currencyUSD",
+            decimals=2,
+            w=6,
+            description="Set budgets.llm_monthly_usd to colour this by budget.",
+        )
+    value = promql.decimal(budget)
+    steps = p.fixed_thresholds(
+        ("green", None),
+        ("yellow", float(value * promql.decimal("0.5"))),
+        ("orange", float(value * promql.decimal("0.75"))),
+        ("red", float(value)),
+    )
+    return p.stat(
+        "LLM spend, last 30 days",
+        [Query(spend, "{{environment}}")],
+        unit="currencyUSD",
+        decimals=2,
+        thresholds=steps,
+        description=f"Against the monthly budget of {promql.number(budget)} USD (50 %, 75 %, 100 %).",
+        w=6,
+    )

@@ -1,0 +1,59 @@
+"""`lightkeeper generate`: every generator's files, merged and written atomically.
+
+Each generator is a pure function from the spec to `{relative path: text}`. Rendering
+happens entirely in memory first, so an impossible spec (an SLO tier that can never
+fire, a latency threshold between buckets) fails before a single file is touched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from lightkeeper.spec.models import Spec
+from lightkeeper.stack import (
+    alertmanager,
+    alloy,
+    compose,
+    grafana,
+    loki,
+    prometheus,
+    rule_tests,
+    runbooks,
+    tempo,
+)
+from lightkeeper.stack.errors import GenerationError
+from lightkeeper.stack.profile import get_profile
+from lightkeeper.stack.rules import all_alerts
+from lightkeeper.stack.writer import write_atomic
+
+
+def render_all(spec: Spec, profile: str | None = None) -> dict[str, str]:
+    """Every generated file, path-sorted; raises GenerationError before anything is written."""
+    prof = get_profile(profile)
+    alerts = all_alerts(spec, prof.name)
+    parts: list[tuple[str, Callable[[], dict[str, str]]]] = [
+        ("prometheus", lambda: prometheus.render(spec, prof)),
+        ("rule tests", lambda: rule_tests.render(spec, prof)),
+        ("alertmanager", lambda: alertmanager.render(spec)),
+        ("grafana", lambda: grafana.render(spec)),
+        ("loki", lambda: loki.render(spec)),
+        ("tempo", lambda: tempo.render(spec)),
+        ("alloy", lambda: alloy.render(spec)),
+        ("compose", lambda: compose.render(spec)),
+        ("runbooks", lambda: runbooks.render(spec, alerts)),
+    ]
+    files: dict[str, str] = {}
+    for label, render in parts:
+        for path, text in render().items():
+            if path in files:
+                raise GenerationError(f"two generators write {path} (the second is {label}); this is a bug")
+            files[path] = text
+    return dict(sorted(files.items()))
+
+
+def generate(spec: Spec, out: Path, profile: str | None = None) -> dict[str, str]:
+    """Render everything, then replace `out` with it atomically; returns the files written."""
+    files = render_all(spec, profile)
+    write_atomic(files, out)
+    return files

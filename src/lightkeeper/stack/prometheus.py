@@ -1,0 +1,112 @@
+"""`prometheus/prometheus.yml` and `prometheus/rules/*.yml`.
+
+One scrape job per environment, each target labelled `service` and `environment`:
+those two labels are what every rule groups by, so they come from Prometheus (the
+scrape config), not from the application, and cannot be mistyped in code.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lightkeeper.spec.models import Spec
+from lightkeeper.stack import names, yamltext
+from lightkeeper.stack.model import AlertDef, RecordingRule, RuleGroup
+from lightkeeper.stack.profile import Profile, get_profile
+from lightkeeper.stack.rules import rule_groups
+
+CONFIG_PATH = "prometheus/prometheus.yml"
+RULES_DIR = "prometheus/rules"
+SERVER_JOB = "lightkeeper-server"
+
+
+def job_name(spec: Spec, environment: str) -> str:
+    return f"{spec.service}-{environment}"
+
+
+def config(spec: Spec, profile: Profile, rule_files: list[str]) -> dict[str, Any]:
+    opts = spec.prometheus
+    global_: dict[str, Any] = {
+        "scrape_interval": profile.scrape_interval or opts.scrape_interval,
+        "evaluation_interval": profile.evaluation_interval or opts.evaluation_interval,
+    }
+    if opts.external_labels:
+        global_["external_labels"] = dict(sorted(opts.external_labels.items()))
+    jobs: list[dict[str, Any]] = []
+    for env_name in sorted(spec.environments):
+        env = spec.environments[env_name]
+        job: dict[str, Any] = {"job_name": job_name(spec, env_name)}
+        if env.scrape_interval and not profile.scrape_interval:
+            job["scrape_interval"] = env.scrape_interval
+        job["metrics_path"] = env.metrics_path
+        job["scheme"] = env.scheme
+        if env.bearer_token_file:
+            job["authorization"] = {"type": "Bearer", "credentials_file": env.bearer_token_file}
+        labels = {**dict(sorted(env.labels.items())), "service": spec.service, "environment": env_name}
+        job["static_configs"] = [{"targets": sorted(env.targets), "labels": labels}]
+        jobs.append(job)
+    if opts.server_targets:
+        # The server reports maintenance windows and probes for many services: keep its labels.
+        jobs.append(
+            {
+                "job_name": SERVER_JOB,
+                "honor_labels": True,
+                "static_configs": [{"targets": sorted(opts.server_targets)}],
+            }
+        )
+    return {
+        "global": global_,
+        "rule_files": rule_files,
+        "alerting": {"alertmanagers": [{"static_configs": [{"targets": list(opts.alertmanagers)}]}]},
+        "scrape_configs": jobs,
+    }
+
+
+def alert_rule(spec: Spec, alert: AlertDef) -> dict[str, Any]:
+    rule: dict[str, Any] = {"alert": alert.name, "expr": alert.expr}
+    if alert.for_ != "0s":
+        rule["for"] = alert.for_
+    rule["labels"] = dict(sorted(alert.rule_labels().items()))
+    rule["annotations"] = alert_annotations(spec, alert)
+    return rule
+
+
+def alert_annotations(spec: Spec, alert: AlertDef) -> dict[str, str]:
+    """The four annotations every alert carries (names.ALERT_ANNOTATIONS), sorted."""
+    found = {
+        "summary": alert.summary,
+        "description": alert.description,
+        "runbook_url": names.runbook_url(spec, alert.name),
+        "dashboard_url": names.dashboard_url(spec, alert.dashboard),
+    }
+    return dict(sorted(found.items()))
+
+
+def record_rule(rule: RecordingRule) -> dict[str, Any]:
+    out: dict[str, Any] = {"record": rule.record, "expr": rule.expr}
+    if rule.labels:
+        out["labels"] = dict(sorted(rule.labels.items()))
+    return out
+
+
+def group_dict(spec: Spec, group: RuleGroup) -> dict[str, Any]:
+    out: dict[str, Any] = {"name": group.name}
+    if group.interval:
+        out["interval"] = group.interval
+    out["rules"] = [alert_rule(spec, r) if isinstance(r, AlertDef) else record_rule(r) for r in group.rules]
+    return out
+
+
+def render(spec: Spec, profile: str | Profile | None = None) -> dict[str, str]:
+    """prometheus.yml and one rule file per concern; paths relative to the output folder."""
+    prof = profile if isinstance(profile, Profile) else get_profile(profile)
+    groups = rule_groups(spec, prof)
+    files: dict[str, list[RuleGroup]] = {}
+    for group in groups:
+        files.setdefault(group.file, []).append(group)
+    out: dict[str, str] = {}
+    for file in sorted(files):
+        out[f"{RULES_DIR}/{file}"] = yamltext.dump({"groups": [group_dict(spec, g) for g in files[file]]})
+    rule_paths = [f"rules/{file}" for file in sorted(files)]
+    out[CONFIG_PATH] = yamltext.dump(config(spec, prof, rule_paths))
+    return out

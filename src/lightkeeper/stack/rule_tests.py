@@ -1,0 +1,920 @@
+"""`tests/*.test.yml` for `promtool test rules`, generated from the same rule data.
+
+Every alert rule gets a case where it fires and a case where it stays silent (the
+Watchdog, which fires by design, only the first). Threshold alerts are driven just
+above and just below their threshold; SLO alerts walk a healthy baseline, each
+burn-rate tier firing on its own, then recovery.
+
+Expected results are computed, not guessed: each case knows the value the rule's
+expression will produce, which rules of the same name that value crosses, and (for
+SLOs) the request-weighted error ratio over every window at every evaluation, which
+a small simulator in this module replays with Prometheus 2.x semantics (closed range
+[t - w, t], no extrapolation when counters start at zero with the data). Prometheus
+2.42 compares floats exactly and has no `fuzzy_compare`, so value checks use
+`round()`, and test values carry at most three significant digits so the `%.4g`
+of `humanize` in annotations cannot flip on the last bit.
+
+Everything is counted in *steps* (one input sample and one evaluation per step): a
+minute in the default profile, a second in the `test` profile, so the same cases
+hold for both.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+from typing import Any
+
+from lightkeeper.sdk import catalogue as cat
+from lightkeeper.spec.models import SLO, Spec
+from lightkeeper.stack import gotemplate, names, promql, rules
+from lightkeeper.stack import slo as slo_math
+from lightkeeper.stack.errors import GenerationError
+from lightkeeper.stack.model import AlertDef, RuleGroup
+from lightkeeper.stack.profile import Profile, get_profile
+
+TEST_DIR = "tests"
+RULES_FROM_TESTS = "../prometheus/rules"
+REQUESTS_PER_STEP = 1000
+SLO_BASELINE_STEPS = 10
+_EPS = 1e-9
+
+
+# --- values ---------------------------------------------------------------------------
+def _sig3(value: Decimal, rounding: str) -> Decimal:
+    """`value` with three significant digits, rounded in the given direction."""
+    if value == 0:
+        return value
+    exponent = value.adjusted() - 2
+    return value.scaleb(-exponent).quantize(Decimal(1), rounding=rounding).scaleb(exponent).normalize()
+
+
+def fire_value(alert: AlertDef, unit: str) -> Decimal:
+    t = promql.decimal(alert.threshold or 0)
+    if unit == "ratio":
+        return _sig3((t + 1) / 2, ROUND_FLOOR) if t < Decimal("0.998") else (t + 1) / 2
+    return _sig3(t * Decimal("1.5"), ROUND_CEILING) if t > 0 else Decimal(1)
+
+
+def silent_value(alert: AlertDef) -> Decimal:
+    return _sig3(promql.decimal(alert.threshold or 0) * Decimal("0.8"), ROUND_FLOOR)
+
+
+def values_text(values: list[Decimal | None]) -> str:
+    """promtool's expanding notation: runs of equal steps as `a+bxn`, gaps as `_xn`."""
+    parts: list[str] = []
+    i = 0
+    while i < len(values):
+        current = values[i]
+        if current is None:
+            j = i
+            while j < len(values) and values[j] is None:
+                j += 1
+            parts.append(f"_x{j - i}")
+            i = j
+            continue
+        j = i + 1
+        step: Decimal | None = None
+        while j < len(values):
+            nxt = values[j]
+            if nxt is None:
+                break
+            prev = values[j - 1]
+            assert prev is not None
+            delta = nxt - prev
+            if step is None:
+                step = delta
+            elif delta != step:
+                break
+            j += 1
+        n = j - i - 1
+        inc = step if step is not None else Decimal(0)
+        sign = "-" if inc < 0 else "+"
+        parts.append(f"{promql.number(current)}{sign}{promql.number(abs(inc))}x{n}")
+        i = j
+    return " ".join(parts)
+
+
+def counter(per_step: Decimal | float | int, steps: int) -> list[Decimal | None]:
+    inc = promql.decimal(per_step)
+    return [inc * i for i in range(steps + 1)]
+
+
+def gauge(value: Decimal | float | int, steps: int) -> list[Decimal | None]:
+    return [promql.decimal(value)] * (steps + 1)
+
+
+def series_text(name: str, labels: dict[str, str]) -> str:
+    return promql.selector(name, [(k, "=", v) for k, v in sorted(labels.items())])
+
+
+# --- cases ------------------------------------------------------------------------------
+@dataclass
+class Check:
+    """What one alert name looks like at one evaluation time."""
+
+    eval_steps: int
+    alertname: str
+    expected: list[dict[str, Any]]
+
+
+@dataclass
+class Case:
+    name: str
+    series: list[tuple[str, list[Decimal | None]]]
+    checks: list[Check]
+    exprs: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """Series for one environment that make a family's expression equal `value`."""
+
+    series: list[tuple[str, list[Decimal | None]]]
+    out_labels: dict[str, str]
+    value: float | None
+    warmup_steps: int = 0
+
+
+@dataclass(frozen=True)
+class TestCtx:
+    spec: Spec
+    profile: Profile
+    step: int = 0  # seconds per step; 0 = one minute, scaled by the profile
+
+    @property
+    def step_seconds(self) -> int:
+        return self.step or 60 // self.profile.scale
+
+    @property
+    def interval(self) -> str:
+        return promql.duration(self.step_seconds)
+
+    def steps(self, window: str) -> int:
+        """Whole steps in an already scaled duration."""
+        return math.ceil(promql.seconds(window) / self.step_seconds)
+
+    def per_step(self, per_second: Decimal) -> Decimal:
+        return per_second * self.step_seconds
+
+    def target_labels(self, env: str) -> dict[str, str]:
+        """Labels Prometheus attaches to a scraped series of this environment."""
+        instance = sorted(self.spec.environments[env].targets)[0]
+        return {
+            "service": self.spec.service,
+            "environment": env,
+            "job": f"{self.spec.service}-{env}",
+            "instance": instance,
+        }
+
+
+def _se(labels: dict[str, str], *extra: str) -> dict[str, str]:
+    keep = ("service", "environment", *extra)
+    return {k: v for k, v in labels.items() if k in keep}
+
+
+def expected_alert(
+    spec: Spec, alert: AlertDef, out_labels: dict[str, str], value: float | None
+) -> dict[str, Any]:
+    from lightkeeper.stack.prometheus import alert_annotations
+
+    labels = {**out_labels, **alert.rule_labels()}
+    ann = {k: gotemplate.expand(v, out_labels, value) for k, v in alert_annotations(spec, alert).items()}
+    return {"exp_labels": dict(sorted(labels.items())), "exp_annotations": dict(sorted(ann.items()))}
+
+
+# --- per-family scenarios --------------------------------------------------------------
+ScenarioBuilder = Callable[[TestCtx, str, Decimal, int], Scenario]
+_ROUTE = "/api/things/{thing_id}"
+
+
+def _error_rate(ctx: TestCtx, env: str, v: Decimal, n: int) -> Scenario:
+    base = {**ctx.target_labels(env), "method": "GET", "route": _ROUTE}
+    name = cat.HTTP_REQUESTS.name
+    ok = counter(REQUESTS_PER_STEP * (1 - v), n)
+    bad = counter(REQUESTS_PER_STEP * v, n)
+    return Scenario(
+        [
+            (series_text(name, {**base, "status_code": "200"}), ok),
+            (series_text(name, {**base, "status_code": "500"}), bad),
+        ],
+        _se(base),
+        float(v),
+        ctx.steps(ctx.profile.window(rules.RATE_WINDOW)),
+    )
+
+
+def histogram_series(
+    ctx: TestCtx, env: str, bucket_index: int, n: int, per_step: int = 100
+) -> list[tuple[str, list[Decimal | None]]]:
+    """Every observation in bucket `bucket_index` (0-based over HTTP_DURATION_BUCKETS)."""
+    base = {**ctx.target_labels(env), "method": "GET", "route": _ROUTE}
+    name = cat.HTTP_REQUEST_DURATION.name
+    out: list[tuple[str, list[Decimal | None]]] = []
+    for i, bound in enumerate(cat.HTTP_DURATION_BUCKETS):
+        rate = per_step if i >= bucket_index else 0
+        out.append((series_text(f"{name}_bucket", {**base, "le": promql.le_label(bound)}), counter(rate, n)))
+    out.append((series_text(f"{name}_bucket", {**base, "le": "+Inf"}), counter(per_step, n)))
+    out.append((series_text(f"{name}_count", base), counter(per_step, n)))
+    return out
+
+
+def _quantile_value(bucket_index: int, q: float) -> float:
+    upper = cat.HTTP_DURATION_BUCKETS[bucket_index]
+    lower = cat.HTTP_DURATION_BUCKETS[bucket_index - 1] if bucket_index > 0 else 0.0
+    return lower + (upper - lower) * q
+
+
+def _latency(q: float) -> Callable[[TestCtx, str, Decimal, int], Scenario]:
+    def build(ctx: TestCtx, env: str, bucket: Decimal, n: int) -> Scenario:
+        index = int(bucket)
+        return Scenario(
+            histogram_series(ctx, env, index, n),
+            _se(ctx.target_labels(env)),
+            _quantile_value(index, q),
+            ctx.steps(ctx.profile.window(rules.RATE_WINDOW)),
+        )
+
+    return build
+
+
+def _rate_of(
+    signal: cat.Signal, extra: dict[str, str], *keep: str, window: str = rules.RATE_WINDOW
+) -> ScenarioBuilder:
+    def build(ctx: TestCtx, env: str, v: Decimal, n: int) -> Scenario:
+        labels = {**ctx.target_labels(env), **extra}
+        return Scenario(
+            [(series_text(signal.name, labels), counter(ctx.per_step(v), n))],
+            _se(labels, *keep),
+            float(v),
+            ctx.steps(ctx.profile.window(rules.RATE_WINDOW)),
+        )
+
+    return build
+
+
+def _gauge_of(signal: cat.Signal, extra: dict[str, str], *keep: str) -> ScenarioBuilder:
+    def build(ctx: TestCtx, env: str, v: Decimal, n: int) -> Scenario:
+        labels = {**ctx.target_labels(env), **extra}
+        return Scenario([(series_text(signal.name, labels), gauge(v, n))], _se(labels, *keep), float(v))
+
+    return build
+
+
+def _db_pool(ctx: TestCtx, env: str, v: Decimal, n: int) -> Scenario:
+    labels = {**ctx.target_labels(env), "pool": "default"}
+    return Scenario(
+        [
+            (series_text(cat.DB_CONNECTIONS_ACTIVE.name, labels), gauge(v * 10, n)),
+            (series_text(cat.DB_CONNECTIONS_MAX.name, labels), gauge(10, n)),
+        ],
+        _se(labels, "instance", "pool"),
+        float(v),
+    )
+
+
+def _celery_failures(ctx: TestCtx, env: str, v: Decimal, n: int) -> Scenario:
+    labels = {**ctx.target_labels(env), "task": "app.tasks.send_email"}
+    name = cat.CELERY_TASKS.name
+    return Scenario(
+        [
+            (series_text(name, {**labels, "state": "failed"}), counter(100 * v, n)),
+            (series_text(name, {**labels, "state": "succeeded"}), counter(100 * (1 - v), n)),
+            (series_text(name, {**labels, "state": "received"}), counter(100, n)),
+        ],
+        _se(labels, "task"),
+        float(v),
+        ctx.steps(ctx.profile.window(rules.RATE_WINDOW)),
+    )
+
+
+def _cost(ctx: TestCtx, env: str, v: Decimal, n: int) -> Scenario:
+    labels = {**ctx.target_labels(env), "gen_ai_request_model": "gpt-4o", "operation": "chat"}
+    per_step = v / 3600 * ctx.step_seconds
+    return Scenario(
+        [(series_text(cat.LLM_COST.name, labels), counter(per_step, n))],
+        _se(labels),
+        float(v),
+        ctx.steps(ctx.profile.window(rules.COST_WINDOW)),
+    )
+
+
+def _up(ctx: TestCtx, env: str, v: Decimal, n: int) -> Scenario:
+    out: list[tuple[str, list[Decimal | None]]] = []
+    base = ctx.target_labels(env)
+    for target in sorted(ctx.spec.environments[env].targets):
+        out.append((series_text(cat.UP.name, {**base, "instance": target}), gauge(v, n)))
+    return Scenario(out, _se(base), float(v))
+
+
+def _instance_up(ctx: TestCtx, env: str, v: Decimal, n: int) -> Scenario:
+    labels = ctx.target_labels(env)
+    return Scenario([(series_text(cat.UP.name, labels), gauge(v, n))], _se(labels, "instance"), float(v))
+
+
+def _build_info(ctx: TestCtx, env: str, v: Decimal, n: int) -> Scenario:
+    """build_info present everywhere, except in `env` when v is 0 (absent() is per environment)."""
+    out: list[tuple[str, list[Decimal | None]]] = []
+    for other in sorted(ctx.spec.environments):
+        labels = ctx.target_labels(other)
+        out.append((series_text(cat.UP.name, labels), gauge(1, n)))
+        if v or other != env:
+            out.append((series_text(cat.BUILD_INFO.name, {**labels, "version": "1.0.0"}), gauge(1, n)))
+    return Scenario(out, {"service": ctx.spec.service, "environment": env}, None)
+
+
+@dataclass(frozen=True)
+class FamilyTest:
+    build: ScenarioBuilder
+    compare: str = ">"  # ">", "<", "==0", "absent"
+
+
+FAMILY_TESTS: dict[str, FamilyTest] = {
+    "error_rate": FamilyTest(_error_rate),
+    "latency_p95_seconds": FamilyTest(_latency(0.95)),
+    "latency_p99_seconds": FamilyTest(_latency(0.99)),
+    "exceptions_per_second": FamilyTest(
+        _rate_of(cat.HTTP_EXCEPTIONS, {"route": _ROUTE, "exception_type": "RuntimeError"})
+    ),
+    "requests_in_progress": FamilyTest(
+        _gauge_of(cat.HTTP_REQUESTS_IN_PROGRESS, {"method": "GET", "route": _ROUTE}, "instance")
+    ),
+    "cpu_utilization": FamilyTest(_rate_of(cat.PROCESS_CPU, {}, "instance")),
+    "memory_bytes": FamilyTest(_gauge_of(cat.PROCESS_RESIDENT_MEMORY, {}, "instance")),
+    "db_pool_utilization": FamilyTest(_db_pool),
+    "db_error_rate": FamilyTest(_rate_of(cat.DB_ERRORS, {"error_type": "OperationalError"})),
+    "db_slow_queries_per_second": FamilyTest(
+        _rate_of(cat.DB_SLOW_QUERIES, {"operation": "SELECT", "table": "items"})
+    ),
+    "celery_queue_length": FamilyTest(_gauge_of(cat.CELERY_QUEUE_LENGTH, {"queue": "celery"}, "queue")),
+    "celery_failure_rate": FamilyTest(_celery_failures),
+    "celery_workers_min": FamilyTest(_gauge_of(cat.CELERY_WORKERS_UP, {}), compare="<"),
+    "workflow_stuck": FamilyTest(
+        _gauge_of(
+            cat.WORKFLOW_STUCK_ENTITIES,
+            {"entity": "item", "status": "processing", "threshold": "30m"},
+            "entity",
+            "status",
+            "threshold",
+        )
+    ),
+    "llm_cost_usd_per_hour": FamilyTest(_cost),
+    "health_check_failing": FamilyTest(
+        _gauge_of(cat.HEALTH_CHECK_UP, {"check": "database"}, "check"), compare="==0"
+    ),
+    "telemetry_missing": FamilyTest(_build_info, compare="absent"),
+    "service_down": FamilyTest(_up, compare="==0"),
+    "instance_down": FamilyTest(_instance_up, compare="==0"),
+}
+assert set(FAMILY_TESTS) == {f.key for f in rules.FAMILIES}, "every alert family needs a test scenario"
+
+
+def _crosses(compare: str, value: float, threshold: float | None) -> bool:
+    if compare == ">":
+        return threshold is not None and value > threshold
+    if compare == "<":
+        return threshold is not None and value < threshold
+    return value == 0  # "==0" and "absent" (value 0 means the series is missing)
+
+
+def _applies(alert: AlertDef, env: str) -> bool:
+    return not alert.environments or env in alert.environments
+
+
+def _env_for(spec: Spec, alert: AlertDef) -> str:
+    return alert.environments[0] if alert.environments else sorted(spec.environments)[0]
+
+
+def _latency_bucket(threshold: float, firing: bool) -> int:
+    bounds = cat.HTTP_DURATION_BUCKETS
+    if firing:
+        for i in range(1, len(bounds)):
+            if bounds[i - 1] >= threshold:
+                return i
+        raise GenerationError(f"latency threshold {threshold}s leaves no bucket above it to test with")
+    below = [i for i, b in enumerate(bounds) if b <= threshold]
+    return below[-1] if below else 0
+
+
+def family_case(ctx: TestCtx, alert: AlertDef, siblings: list[AlertDef], firing: bool) -> Case:
+    family = rules.FAMILY_BY_KEY[alert.family]
+    test = FAMILY_TESTS[alert.family]
+    env = _env_for(ctx.spec, alert)
+    if test.compare in ("==0", "absent"):
+        driver = Decimal(0) if firing else Decimal(1)
+    elif test.compare == "<":
+        t = promql.decimal(alert.threshold or 0)
+        driver = (t - 1 if t >= 1 else t / 2) if firing else t
+    elif family.unit == "seconds":
+        driver = Decimal(_latency_bucket(alert.threshold or 0, firing))
+    else:
+        driver = fire_value(alert, family.unit) if firing else silent_value(alert)
+    for_steps = ctx.steps(alert.for_)
+    probe = test.build(ctx, env, driver, 1)
+    n = probe.warmup_steps + for_steps + 2
+    scenario = test.build(ctx, env, driver, n)
+    measured = 0.0 if test.compare in ("==0", "absent") and firing else (scenario.value or 0.0)
+    if test.compare == "absent":
+        measured = 0.0 if firing else 1.0
+    expected = [
+        expected_alert(ctx.spec, s, scenario.out_labels, scenario.value)
+        for s in siblings
+        if _applies(s, env) and _crosses(test.compare, measured, s.threshold)
+    ]
+    own = [e for e in expected if _same_rule(e, alert)]
+    if bool(own) != firing:
+        raise GenerationError(
+            f"cannot build a {'firing' if firing else 'silent'} rule test for {alert.name} "
+            f"({alert.severity}, threshold {alert.threshold}); adjust the threshold"
+        )
+    what = "fires" if firing else "stays silent"
+    label = f"{alert.name} {alert.severity} ({env}) {what}"
+    if scenario.value is not None and test.compare in (">", "<"):
+        label += f" at {promql.number(round(scenario.value, 6))}"
+    exprs = _family_exprs(ctx, alert, env, scenario, n)
+    return Case(label, scenario.series, [Check(n, alert.name, _sort(expected))], exprs)
+
+
+def _family_exprs(
+    ctx: TestCtx, alert: AlertDef, env: str, scenario: Scenario, n: int
+) -> list[dict[str, Any]]:
+    """Pin the golden-signal recording rules the alerts read, rounded (2.42 compares exactly)."""
+    if alert.family != "error_rate" or scenario.value is None:
+        return []
+    record = rules.error_ratio_record(ctx.profile.window(rules.RATE_WINDOW))
+    labels = scenario.out_labels
+    return [
+        {
+            "expr": f"round({promql.selector(record, [('environment', '=', env)])}, 0.001)",
+            "eval_time": promql.duration(n * ctx.step_seconds),
+            "exp_samples": [
+                {
+                    "labels": series_text("", labels),
+                    "value": _round_to(scenario.value, Decimal("0.001")),
+                }
+            ],
+        }
+    ]
+
+
+def _round_to(value: float, quantum: Decimal) -> float:
+    """PromQL round(v, q): floor(v / q + 0.5) * q, computed as Prometheus does."""
+    inverse = 1.0 / float(quantum)
+    return math.floor(value * inverse + 0.5) / inverse
+
+
+def _same_rule(expected: dict[str, Any], alert: AlertDef) -> bool:
+    labels = expected["exp_labels"]
+    return all(labels.get(k) == v for k, v in alert.rule_labels().items())
+
+
+def _sort(expected: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return sorted(expected, key=lambda e: sorted(e["exp_labels"].items()))
+
+
+# --- meta alerts ----------------------------------------------------------------------
+def meta_cases(ctx: TestCtx, alerts: list[AlertDef]) -> list[Case]:
+    spec = ctx.spec
+    env = sorted(spec.environments)[0]
+    labels = ctx.target_labels(env)
+    cases: list[Case] = []
+    by_name = {a.name: a for a in alerts}
+    watchdog = by_name[names.WATCHDOG_ALERT]
+    cases.append(
+        Case(
+            "Watchdog fires with no data at all (it never stays silent, by design)",
+            [(series_text(cat.UP.name, labels), gauge(0, 2))],
+            [Check(1, watchdog.name, [expected_alert(spec, watchdog, {}, None)])],
+        )
+    )
+    deploy = by_name[names.DEPLOY_ALERT]
+    window = ctx.steps(ctx.profile.window(rules.DEPLOY_WINDOW))
+    n = 3 * window
+    old = [Decimal(1) if i <= 2 * window else None for i in range(n + 1)]
+    new = [Decimal(1) if i >= window + window // 2 else None for i in range(n + 1)]
+    v1 = series_text(cat.BUILD_INFO.name, {**labels, "version": "1.0.0"})
+    v2 = series_text(cat.BUILD_INFO.name, {**labels, "version": "1.1.0"})
+    se = _se(labels)
+    cases.append(
+        Case(
+            f"{deploy.name} fires while two versions report",
+            [(v1, old), (v2, new)],
+            [
+                Check(window, deploy.name, []),
+                Check(2 * window, deploy.name, [expected_alert(spec, deploy, se, 2.0)]),
+            ],
+        )
+    )
+    cases.append(
+        Case(f"{deploy.name} stays silent with one version", [(v1, gauge(1, n))], [Check(n, deploy.name, [])])
+    )
+    maintenance = by_name[names.MAINTENANCE_ALERT]
+    server = {"service": spec.service, "environment": env, "job": "lightkeeper-server", "instance": "lk:8080"}
+    for value, expected in ((1, [expected_alert(spec, maintenance, se, 1.0)]), (0, [])):
+        cases.append(
+            Case(
+                f"{maintenance.name} {'fires' if value else 'stays silent'} with "
+                f"lightkeeper_maintenance={value}",
+                [(series_text(cat.MAINTENANCE.name, server), gauge(value, 3))],
+                [Check(2, maintenance.name, expected)],
+            )
+        )
+    return cases
+
+
+# --- SLO simulation -------------------------------------------------------------------
+@dataclass(frozen=True)
+class Segment:
+    steps: int
+    good: Decimal
+    bad: Decimal
+
+
+@dataclass
+class Traffic:
+    """Cumulative good+bad and bad counts per step, starting at zero."""
+
+    total: list[Decimal]
+    bad: list[Decimal]
+
+    @classmethod
+    def of(cls, segments: Iterable[Segment]) -> Traffic:
+        total, bad = [Decimal(0)], [Decimal(0)]
+        for seg in segments:
+            for _ in range(seg.steps):
+                total.append(total[-1] + seg.good + seg.bad)
+                bad.append(bad[-1] + seg.bad)
+        return cls(total, bad)
+
+    @property
+    def steps(self) -> int:
+        return len(self.total) - 1
+
+    def window(self, t: int, w: int) -> tuple[Decimal, Decimal]:
+        start = max(0, t - w)
+        return self.total[t] - self.total[start], self.bad[t] - self.bad[start]
+
+    def ratio(self, t: int, w: int) -> float | None:
+        if t == 0:
+            return None  # one sample: rate() has nothing to compare
+        total, bad = self.window(t, w)
+        return None if total == 0 else float(bad / total)
+
+
+@dataclass(frozen=True)
+class SimTier:
+    alert: AlertDef
+    long: int
+    short: int
+    for_steps: int
+    threshold: float
+
+
+class AmbiguousError(Exception):
+    """A check hinges on a ratio that sits exactly on a threshold (float rounding decides)."""
+
+
+def _above(ratio: float | None, threshold: float, tie: bool) -> bool:
+    if ratio is None:
+        return False
+    if abs(ratio - threshold) <= threshold * _EPS:
+        return tie
+    return ratio > threshold
+
+
+def condition_runs(traffic: Traffic, tier: SimTier, min_requests: int, tie: bool) -> list[int]:
+    """For each step, how many consecutive evaluations (ending there) found both windows burning.
+
+    `tie` decides ratios that equal the threshold to within float error; the simulation
+    runs both ways and only trusts outcomes that agree.
+    """
+    runs: list[int] = []
+    for s in range(traffic.steps + 1):
+        ok = _above(traffic.ratio(s, tier.long), tier.threshold, tie) and _above(
+            traffic.ratio(s, tier.short), tier.threshold, tie
+        )
+        if ok and min_requests:
+            ok = traffic.window(s, tier.long)[0] >= min_requests
+        runs.append((runs[-1] + 1 if runs else 1) if ok else 0)
+    return runs
+
+
+class Simulation:
+    """Which tiers fire at which step, as Prometheus would evaluate them every step."""
+
+    def __init__(self, traffic: Traffic, tiers: list[SimTier], min_requests: int) -> None:
+        self.tiers = tiers
+        self.runs = {
+            tie: [condition_runs(traffic, tier, min_requests, tie) for tier in tiers] for tie in (False, True)
+        }
+
+    def firing(self, t: int) -> list[SimTier]:
+        """Pending from the first true evaluation; firing once `for` has elapsed since then."""
+        outcomes = [
+            [
+                tier
+                for tier, runs in zip(self.tiers, self.runs[tie], strict=True)
+                if runs[t] and runs[t] - 1 >= tier.for_steps
+            ]
+            for tie in (False, True)
+        ]
+        if outcomes[0] != outcomes[1]:
+            raise AmbiguousError
+        return outcomes[0]
+
+
+def _sim_tiers(ctx: TestCtx, alerts: list[AlertDef]) -> list[SimTier]:
+    return [
+        SimTier(
+            a,
+            ctx.steps(a.long_window or "0s"),
+            ctx.steps(a.short_window or "0s"),
+            ctx.steps(a.for_),
+            a.threshold or 0.0,
+        )
+        for a in alerts
+    ]
+
+
+def _burn_candidates(tier: SimTier, tiers: list[SimTier]) -> list[Decimal]:
+    """Error ratios to try: above this tier's threshold, below the next higher one if possible."""
+    t = promql.decimal(tier.threshold)
+    higher = sorted(promql.decimal(x.threshold) for x in tiers if x.threshold > tier.threshold)
+    out = [t * Decimal("1.3")]
+    if higher:
+        out.append((t + higher[0]) / 2)
+    out.append(t * 2)
+    return [_sig3(min(e, (t + 1) / 2), ROUND_CEILING) for e in out]
+
+
+@dataclass
+class SloPlan:
+    traffic: Traffic
+    burst_end: int
+    recovered: int
+    fired: list[SimTier]
+
+
+def plan_tier(tier: SimTier, tiers: list[SimTier], volume: int, min_requests: int) -> SloPlan:
+    """Baseline, a burst that trips `tier` (alone if the tiers allow it), then recovery."""
+    fallback: SloPlan | None = None
+    max_short = max(x.short for x in tiers)
+    for diluted in (False, True):
+        burst = (tier.long if diluted else tier.short) + tier.for_steps + 2
+        for e in _burn_candidates(tier, tiers):
+            v = Decimal(volume)
+            segments = [Segment(SLO_BASELINE_STEPS, v, Decimal(0))]
+            if diluted:
+                lowest = min(x.threshold for x in tiers)
+                huge = (v * burst * e / promql.decimal(lowest) * 10).to_integral_value(ROUND_CEILING)
+                segments.append(Segment(1, huge, Decimal(0)))
+            segments.append(Segment(burst, v * (1 - e), v * e))
+            segments.append(Segment(max_short + 2, v, Decimal(0)))
+            traffic = Traffic.of(segments)
+            end = sum(s.steps for s in segments[:-1])
+            sim = Simulation(traffic, tiers, min_requests)
+            try:
+                fired = sim.firing(end)
+                if tier not in fired or sim.firing(SLO_BASELINE_STEPS):
+                    continue
+                recovered = next(
+                    (t for t in range(end + tier.short + 1, traffic.steps + 1) if not sim.firing(t)), None
+                )
+            except AmbiguousError:
+                continue
+            if recovered is None:
+                continue
+            plan = SloPlan(traffic, end, recovered, fired)
+            if fired == [tier]:
+                return plan
+            fallback = fallback or plan
+    if fallback is None:
+        raise GenerationError(
+            f"cannot build a promtool case where SLO tier {tier.alert.long_window}/{tier.alert.short_window} "
+            f"of {tier.alert.slo!r} fires; check its windows and budget_share"
+        )
+    return fallback
+
+
+def _slo_series(
+    ctx: TestCtx, spec_slo: SLO, env: str, traffic: Traffic
+) -> list[tuple[str, list[Decimal | None]]]:
+    base = {**ctx.target_labels(env), "method": "GET"}
+    routes = rules.slo_routes(ctx.spec, spec_slo)
+    base["route"] = sorted(routes)[0] if routes else _ROUTE
+    total: list[Decimal | None] = list(traffic.total)
+    bad: list[Decimal | None] = list(traffic.bad)
+    good: list[Decimal | None] = [t - b for t, b in zip(traffic.total, traffic.bad, strict=True)]
+    if spec_slo.sli.kind == "availability":
+        name = cat.HTTP_REQUESTS.name
+        return [
+            (series_text(name, {**base, "status_code": "200"}), good),
+            (series_text(name, {**base, "status_code": "503"}), bad),
+        ]
+    name = cat.HTTP_REQUEST_DURATION.name
+    le = slo_math.latency_le(spec_slo.sli)
+    return [
+        (series_text(f"{name}_bucket", {**base, "le": le}), good),
+        (series_text(f"{name}_bucket", {**base, "le": "+Inf"}), total),
+        (series_text(f"{name}_count", base), total),
+    ]
+
+
+def slo_step(ctx: TestCtx, slo: SLO) -> int:
+    """Five-minute steps when every window allows (25x fewer samples to scan), else one minute."""
+    windows = [promql.seconds(ctx.profile.window(w)) for w in slo_math.windows(slo)]
+    common = math.gcd(*windows)
+    for candidate in (300 // ctx.profile.scale, 60 // ctx.profile.scale):
+        if candidate and common % candidate == 0:
+            return candidate
+    return common
+
+
+def slo_cases(ctx: TestCtx, slo: SLO, alerts: list[AlertDef]) -> list[Case]:
+    spec = ctx.spec
+    env = sorted(spec.environments)[0]
+    burn = [a for a in alerts if a.name == rules.slo_burn_alert(slo)]
+    tiers = _sim_tiers(ctx, burn)
+    min_requests = slo.alerting.min_requests
+    shortest = min((t.long for t in tiers), default=1)
+    volume = max(REQUESTS_PER_STEP, math.ceil(2 * min_requests / shortest))
+    se = {"service": spec.service, "environment": env, "slo": slo.name}
+    cases: list[Case] = []
+    for tier in tiers:
+        plan = plan_tier(tier, tiers, volume, min_requests)
+        alone = (
+            "on its own"
+            if plan.fired == [tier]
+            else "(with "
+            + ", ".join(f"{x.alert.long_window}/{x.alert.short_window}" for x in plan.fired if x is not tier)
+            + ")"
+        )
+        expected = [expected_alert(spec, x.alert, se, None) for x in plan.fired]
+        checks = [
+            Check(SLO_BASELINE_STEPS, burn[0].name, []),
+            Check(plan.burst_end, burn[0].name, _sort(expected)),
+            Check(plan.recovered, burn[0].name, []),
+        ]
+        cases.append(
+            Case(
+                f"{slo.name}: healthy baseline, {tier.alert.long_window}/{tier.alert.short_window} "
+                f"{tier.alert.severity} tier fires {alone}, then recovers",
+                _slo_series(ctx, slo, env, plan.traffic),
+                checks,
+                _budget_exprs(ctx, slo, env, plan.traffic, plan.burst_end),
+            )
+        )
+    low = _low_traffic_case(ctx, slo, env, tiers, min_requests) if min_requests and tiers else None
+    if low is not None:
+        cases.append(low)
+    cases.extend(_no_data_cases(ctx, slo, alerts))
+    return cases
+
+
+def _budget_exprs(ctx: TestCtx, slo: SLO, env: str, traffic: Traffic, t: int) -> list[dict[str, Any]]:
+    """The error budget left after the burst, from the whole-period ratio, rounded."""
+    period = ctx.steps(ctx.profile.window(slo_math.period_window(slo.period)))
+    ratio = traffic.ratio(t, period)
+    if ratio is None:
+        return []
+    budget = float(slo_math.error_budget(slo.objective))
+    remaining = 1 - ratio / budget
+    labels = {"service": ctx.spec.service, "environment": env, "slo": slo.name}
+    sel = promql.selector(rules.SLO_BUDGET_REMAINING, [("slo", "=", slo.name), ("environment", "=", env)])
+    return [
+        {
+            "expr": f"round({sel}, 0.01)",
+            "eval_time": promql.duration(t * ctx.step_seconds),
+            "exp_samples": [
+                {
+                    "labels": series_text("", labels),
+                    "value": _round_to(remaining, Decimal("0.01")),
+                }
+            ],
+        }
+    ]
+
+
+def _low_traffic_case(
+    ctx: TestCtx, slo: SLO, env: str, tiers: list[SimTier], min_requests: int
+) -> Case | None:
+    """Below min_requests the same burn stays silent: a few errors at night must not page."""
+    tier = tiers[0]
+    burst = tier.long + tier.for_steps + 2
+    volume = (min_requests - 1) // burst
+    if volume < 1:
+        return None  # min_requests too small to stay under with one request per step
+    traffic = Traffic.of([Segment(burst, Decimal(0), Decimal(volume))])
+    if Simulation(traffic, tiers, min_requests).firing(traffic.steps):
+        return None
+    name = rules.slo_burn_alert(slo)
+    return Case(
+        f"{slo.name}: {volume} requests per step, all failing, stay below min_requests={min_requests}",
+        _slo_series(ctx, slo, env, traffic),
+        [Check(traffic.steps, name, [])],
+    )
+
+
+def _no_data_cases(ctx: TestCtx, slo: SLO, alerts: list[AlertDef]) -> list[Case]:
+    spec = ctx.spec
+    cases: list[Case] = []
+    for alert in (a for a in alerts if a.name == rules.slo_no_data_alert(slo)):
+        env = alert.environments[0]
+        n = ctx.steps(alert.for_) + 2
+        traffic = Traffic.of([Segment(n, Decimal(REQUESTS_PER_STEP), Decimal(0))])
+        others = [e for e in sorted(spec.environments) if e != env]
+        present = [s for other in others for s in _slo_series(ctx, slo, other, traffic)]
+        out = {"service": spec.service, "environment": env}
+        routes = rules.slo_routes(spec, slo)
+        if routes and len(set(routes)) == 1:
+            out["route"] = routes[0]  # absent() keeps the labels of equality matchers
+        cases.append(
+            Case(
+                f"{alert.name} ({env}) fires when the SLI has no series",
+                present or [(series_text(cat.UP.name, ctx.target_labels(env)), gauge(1, n))],
+                [Check(n, alert.name, [expected_alert(spec, alert, out, None)])],
+            )
+        )
+        cases.append(
+            Case(
+                f"{alert.name} ({env}) stays silent while the SLI has data",
+                [*present, *_slo_series(ctx, slo, env, traffic)],
+                [Check(n, alert.name, [])],
+            )
+        )
+    return cases
+
+
+# --- rendering ----------------------------------------------------------------------------
+def _test_entry(ctx: TestCtx, case: Case) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "name": case.name,
+        "interval": ctx.interval,
+        "input_series": [{"series": s, "values": values_text(v)} for s, v in case.series],
+        "alert_rule_test": [
+            {
+                "eval_time": promql.duration(c.eval_steps * ctx.step_seconds),
+                "alertname": c.alertname,
+                "exp_alerts": c.expected,
+            }
+            for c in case.checks
+        ],
+    }
+    if case.exprs:
+        entry["promql_expr_test"] = case.exprs
+    return entry
+
+
+def _file(ctx: TestCtx, rule_files: list[str], cases: list[Case]) -> str:
+    from lightkeeper.stack import yamltext
+
+    data = {
+        "rule_files": [f"{RULES_FROM_TESTS}/{f}" for f in rule_files],
+        "evaluation_interval": ctx.interval,
+        "tests": [_test_entry(ctx, c) for c in cases],
+    }
+    return yamltext.dump(data)
+
+
+TestFile = tuple[TestCtx, list[str], list[Case]]
+
+
+def test_cases(spec: Spec, profile: Profile, groups: list[RuleGroup]) -> dict[str, TestFile]:
+    """Test file name -> (step context, rule files it loads, cases)."""
+    ctx = TestCtx(spec, profile)
+    alerts = [a for g in groups for a in g.alerts]
+    files_of = {a.name: g.file for g in groups for a in g.alerts}
+    out: dict[str, TestFile] = {}
+    by_name: dict[str, list[AlertDef]] = {}
+    for alert in alerts:
+        by_name.setdefault(alert.name, []).append(alert)
+    for alert in alerts:
+        if alert.family not in FAMILY_TESTS:
+            continue
+        siblings = by_name[alert.name]
+        file = files_of[alert.name]
+        entry = out.setdefault(file.replace(".yml", ".test.yml"), (ctx, ["recording.yml", file], []))
+        entry[2].append(family_case(ctx, alert, siblings, firing=True))
+        entry[2].append(family_case(ctx, alert, siblings, firing=False))
+    meta_file = files_of[names.WATCHDOG_ALERT]
+    out.setdefault(meta_file.replace(".yml", ".test.yml"), (ctx, [meta_file], []))[2].extend(
+        meta_cases(ctx, alerts)
+    )
+    for slo in spec.slos:
+        file = rules.slo_file(slo)
+        own = [a for a in alerts if a.slo == slo.name]
+        slo_ctx = TestCtx(spec, profile, slo_step(ctx, slo))
+        out[file.replace(".yml", ".test.yml")] = (slo_ctx, [file], slo_cases(slo_ctx, slo, own))
+    return dict(sorted(out.items()))
+
+
+def render(spec: Spec, profile: str | Profile | None = None) -> dict[str, str]:
+    """`tests/<rule file>.test.yml` for every rule file with alerts."""
+    prof = profile if isinstance(profile, Profile) else get_profile(profile)
+    groups = rules.rule_groups(spec, prof)
+    return {
+        f"{TEST_DIR}/{name}": _file(ctx, rule_files, cases)
+        for name, (ctx, rule_files, cases) in test_cases(spec, prof, groups).items()
+    }

@@ -1,0 +1,188 @@
+"""Multi-window multi-burn-rate math, as pure functions over data.
+
+The tiers are the Google SRE workbook's, kept as *budget shares* rather than
+hard-coded factors: "page when 2 % of the period's budget burns within 1 h". The
+burn-rate factor then follows for any period:
+
+    factor = budget_share x period / long_window      (30d: 0.02 x 720h / 1h = 14.4)
+    threshold = factor x (1 - objective)               (14.4 x 0.001 = 0.0144)
+
+so a 28-day or 90-day SLO gets the factors that spend the same share of *its*
+budget, where tools with a hard-coded 14.4 silently page too late or too early.
+
+A `calendar_month` period is computed as 30 days nominal (the workbook's own
+numbers). In a 31-day month the page tier then fires after 1.94 % of the budget
+instead of 2 % (earlier, the safe side); in February after 2.14 % (7 % later). The
+error-budget-remaining rule uses a rolling 30-day window, because a range selector
+cannot start at the first of the month.
+
+All arithmetic is decimal: factors are rounded to 4 decimal places (only periods
+that do not divide evenly, such as 28d over 3d, need it), and thresholds are the
+exact product, so the rules read `0.0144`, never `0.014400000000000001`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import ROUND_HALF_EVEN, Decimal
+
+from lightkeeper.sdk.catalogue import HTTP_DURATION_BUCKETS
+from lightkeeper.spec.models import SLO, LatencySLI, Severity
+from lightkeeper.stack import promql
+from lightkeeper.stack.errors import GenerationError
+
+CALENDAR_MONTH = "calendar_month"
+CALENDAR_MONTH_SECONDS = 30 * 86400
+_FACTOR_QUANTUM = Decimal("0.0001")
+
+
+@dataclass(frozen=True)
+class TierData:
+    """One alerting tier as data: which share of the budget may burn in which windows."""
+
+    name: str
+    long_window: str
+    short_window: str
+    budget_share: str
+    severity: Severity
+    for_: str
+
+
+# Google SRE workbook, chapter "Alerting on SLOs", table 5-8.
+DEFAULT_TIERS: tuple[TierData, ...] = (
+    TierData("page-fast", "1h", "5m", "0.02", "critical", "2m"),
+    TierData("page-slow", "6h", "30m", "0.05", "critical", "15m"),
+    TierData("ticket-fast", "1d", "2h", "0.1", "medium", "1h"),
+    TierData("ticket-slow", "3d", "6h", "0.1", "medium", "1h"),
+)
+_PAGE_SEVERITIES: tuple[Severity, ...] = ("critical", "high")
+
+
+@dataclass(frozen=True)
+class Tier:
+    """A tier resolved for one SLO: the factor and the error-ratio threshold to alert on."""
+
+    name: str
+    long_window: str
+    short_window: str
+    severity: Severity
+    for_: str
+    budget_share: Decimal
+    factor: Decimal
+    threshold: Decimal
+
+
+def period_seconds(period: str) -> int:
+    """Length of an SLO period; `calendar_month` counts as 30 days (see module doc)."""
+    return CALENDAR_MONTH_SECONDS if period == CALENDAR_MONTH else promql.seconds(period)
+
+
+def period_window(period: str) -> str:
+    """The range used for the whole-period error ratio (`30d` for a calendar month)."""
+    return promql.duration(period_seconds(period))
+
+
+def error_budget(objective_percent: float) -> Decimal:
+    """Allowed bad share: 99.9 -> 0.001, exactly."""
+    return (Decimal(100) - promql.decimal(objective_percent)) / Decimal(100)
+
+
+def burn_factor(budget_share: Decimal | str, period_s: int, long_window_s: int) -> Decimal:
+    """Burn rate that spends `budget_share` of a `period_s` budget within `long_window_s`."""
+    raw = promql.decimal(budget_share) * Decimal(period_s) / Decimal(long_window_s)
+    return raw.quantize(_FACTOR_QUANTUM, rounding=ROUND_HALF_EVEN).normalize()
+
+
+def tier_data(slo: SLO) -> list[TierData]:
+    """The spec's own tiers if given, else the workbook's; filtered by page/ticket switches."""
+    if slo.alerting.tiers is not None:
+        data = [
+            TierData(
+                t.name,
+                t.long_window,
+                t.short_window,
+                promql.number(t.budget_share),
+                t.severity,
+                t.for_ or "0s",
+            )
+            for t in slo.alerting.tiers
+        ]
+    else:
+        data = list(DEFAULT_TIERS)
+    return [t for t in data if (slo.alerting.page if t.severity in _PAGE_SEVERITIES else slo.alerting.ticket)]
+
+
+def resolve_tiers(slo: SLO) -> list[Tier]:
+    """Factors and thresholds for one SLO; raises when a tier could never fire."""
+    budget = error_budget(slo.objective)
+    period_s = period_seconds(slo.period)
+    tiers: list[Tier] = []
+    for data in tier_data(slo):
+        long_s, short_s = promql.seconds(data.long_window), promql.seconds(data.short_window)
+        if short_s >= long_s:
+            raise GenerationError(
+                f"SLO {slo.name!r} tier {data.name!r}: short_window {data.short_window} must be shorter "
+                f"than long_window {data.long_window}; the workbook uses 1/12 of it (1h and 5m)"
+            )
+        factor = burn_factor(data.budget_share, period_s, long_s)
+        threshold = factor * budget
+        if threshold >= 1:
+            raise GenerationError(
+                f"SLO {slo.name!r} ({promql.number(slo.objective)} %) can never fire its {data.name!r} tier: "
+                f"burn rate {promql.number(factor)} x error budget {promql.number(budget)} = "
+                f"{promql.number(threshold)} >= 1, a share of bad requests above 100 %. "
+                f"Raise the objective, or set alerting.tiers with a smaller budget_share "
+                f"or a longer long_window for this SLO"
+            )
+        tiers.append(
+            Tier(
+                data.name,
+                data.long_window,
+                data.short_window,
+                data.severity,
+                data.for_,
+                promql.decimal(data.budget_share),
+                factor,
+                threshold,
+            )
+        )
+    return tiers
+
+
+def windows(slo: SLO) -> list[str]:
+    """Every range this SLO's rules need (tier windows and the period), shortest first."""
+    found = {promql.seconds(w) for t in tier_data(slo) for w in (t.long_window, t.short_window)}
+    found.add(period_seconds(slo.period))
+    return [promql.duration(s) for s in sorted(found)]
+
+
+def latency_le(sli: LatencySLI) -> str:
+    """The `le` label of the bucket that bounds a latency SLI; raises if it is not a bucket."""
+    for bound in HTTP_DURATION_BUCKETS:
+        if promql.decimal(bound) == promql.decimal(sli.threshold_seconds):
+            return promql.le_label(bound)
+    buckets = ", ".join(promql.number(b) for b in HTTP_DURATION_BUCKETS)
+    raise GenerationError(
+        f"latency threshold {promql.number(sli.threshold_seconds)}s is not a bucket boundary of "
+        f"http_request_duration_seconds, so the share of faster requests would be a guess; "
+        f"use one of: {buckets}"
+    )
+
+
+def check_retention(slo: SLO, retention: str) -> None:
+    """Every window must fit in what Prometheus keeps, or its ratio is silently truncated."""
+    keep = promql.seconds(retention)
+    for window in windows(slo):
+        if promql.seconds(window) > keep:
+            raise GenerationError(
+                f"SLO {slo.name!r} needs {window} of history but prometheus.retention is {retention}; "
+                f"set prometheus.retention to at least {window}, or shorten the SLO period"
+            )
+
+
+def check(slo: SLO, retention: str) -> list[Tier]:
+    """Every generation-time check for one SLO; returns its resolved tiers."""
+    if isinstance(slo.sli, LatencySLI):
+        latency_le(slo.sli)
+    check_retention(slo, retention)
+    return resolve_tiers(slo)

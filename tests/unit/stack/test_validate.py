@@ -1,0 +1,100 @@
+"""lightkeeper check: own checks always, real tools when installed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from lightkeeper.stack import generate as gen
+from lightkeeper.stack.validate import CheckResult, amtool_checks, passed, run_checks
+from tests.unit.stack._specs import issue_spec
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("gen") / "observability"
+    gen.generate(issue_spec(), out)
+    return out
+
+
+def _copy(src: Path, dst: Path) -> Path:
+    import shutil
+
+    shutil.copytree(src, dst)
+    return dst
+
+
+def _by_name(results: list[CheckResult]) -> dict[str, CheckResult]:
+    return {r.name: r for r in results}
+
+
+def test_own_checks_flag_unknown_metrics_and_unbounded_labels(
+    generated: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = _copy(generated, tmp_path / "o")
+    rules = out / "prometheus" / "rules" / "saturation.yml"
+    text = rules.read_text()
+    text = text.replace("rate(process_cpu_seconds_total{", "rate(process_cpu_secs_total{", 1)
+    text = text.replace("by (service, environment, instance)", "by (service, environment, user_id)", 1)
+    rules.write_text(text)
+    (out / "runbooks" / "MemoryUsageHigh.md").unlink()
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))  # no promtool or amtool: own checks only
+    results = _by_name(run_checks(out, issue_spec()))
+    assert "process_cpu_secs_total is neither in the catalogue" in "\n".join(
+        results["metrics exist in the catalogue"].problems
+    )
+    assert "groups by 'user_id'" in "\n".join(results["bounded label cardinality"].problems)
+    assert results["every alert has a runbook"].problems == [
+        "MemoryUsageHigh: runbooks/MemoryUsageHigh.md is missing"
+    ]
+    skipped = [r for r in results.values() if r.status == "skipped"]
+    assert {r.name for r in skipped} == {"promtool checks", "amtool checks"}
+    assert all("is not installed" in r.detail for r in skipped)
+    assert not passed(list(results.values()))
+
+
+def test_unparsable_promql_and_missing_tests_are_reported(
+    generated: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = _copy(generated, tmp_path / "o")
+    rules = out / "prometheus" / "rules" / "database.yml"
+    rules.write_text(rules.read_text().replace("rate(db_errors_total{", "rate(db_errors_total{{", 1))
+    (out / "tests" / "celery.test.yml").unlink()
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    results = _by_name(run_checks(out, issue_spec()))
+    assert results["PromQL expressions parse"].status == "failed"
+    coverage = "\n".join(results["every alert has a firing and a silent test"].problems)
+    assert "CeleryQueueBacklog" in coverage and "no test case where it fires" in coverage
+
+
+def test_missing_folder_says_to_generate(tmp_path: Path) -> None:
+    (result,) = run_checks(tmp_path / "nothing")
+    assert result.status == "failed" and "run `lightkeeper generate" in result.detail
+
+
+def test_real_tools_pass_on_generated_output(generated: Path) -> None:
+    results = run_checks(generated, issue_spec())
+    failed = [(r.name, r.problems[:5]) for r in results if r.status != "ok"]
+    assert failed == []
+    names = {r.name for r in results}
+    assert {
+        "promtool check config",
+        "promtool check rules --lint=all",
+        "promtool test rules",
+        "amtool check-config",
+        "amtool template render",
+        "amtool config routes test",
+    } <= names
+
+
+def test_real_tools_catch_a_broken_routing_tree(generated: Path, tmp_path: Path) -> None:
+    out = _copy(generated, tmp_path / "o")
+    am = out / "alertmanager" / "alertmanager.yml"
+    am.write_text(am.read_text().replace("receiver: pager", "receiver: chat"))
+    results = _by_name(amtool_checks(out, issue_spec(), lambda _: None))
+    assert results["amtool check-config"].status == "ok"
+    routes = results["amtool config routes test"]
+    assert (
+        routes.status == "failed" and "severity=critical should reach ['pager', 'chat']" in routes.problems[0]
+    )
