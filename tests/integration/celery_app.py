@@ -91,3 +91,54 @@ def soft_limit_caught() -> str:
 @app.task(name="lk.hard", time_limit=1)
 def hard_limit() -> None:
     time.sleep(10)
+
+
+# --- tasks for the tracing, Sentry and privacy tests (tests/integration/test_trace_continuity.py,
+# test_privacy_e2e.py). They need LK_CELERY_DATABASE_URL: a PostgreSQL URL without driver.
+
+_engine: Any = None
+
+
+def _database() -> Any:
+    """An instrumented engine on LK_CELERY_DATABASE_URL, created on first use in the pool child."""
+    global _engine
+    if _engine is None:
+        from sqlalchemy import create_engine
+
+        url = os.environ["LK_CELERY_DATABASE_URL"].replace("postgresql://", "postgresql+psycopg://", 1)
+        _engine = create_engine(url, connect_args={"connect_timeout": 3})
+        lightkeeper.instrument_sqlalchemy(_engine)
+    return _engine
+
+
+@app.task(name="lk.query")
+def query(item_id: int) -> int:
+    """Runs SQL on the worker: its span must join the trace of the request that queued it."""
+    from sqlalchemy import text
+
+    with _database().connect() as conn:
+        found = int(conn.execute(text("SELECT CAST(:id AS integer)"), {"id": item_id}).scalar_one())
+    log.info("task query done %s", found)
+    return found
+
+
+@app.task(name="lk.store_secret")
+def store_secret(note: str, api_key: str, password: str) -> str:
+    """Secrets as task arguments, SQL parameters and log fields: none may reach a sink."""
+    import structlog
+    from sqlalchemy import text
+
+    with _database().begin() as conn:
+        # Two pool children may run this at once: CREATE TABLE IF NOT EXISTS races in PostgreSQL.
+        conn.execute(text("SELECT pg_advisory_xact_lock(424242)"))
+        conn.execute(text("CREATE TABLE IF NOT EXISTS lk_notes (note text, api_key text, password text)"))
+        conn.execute(
+            text("INSERT INTO lk_notes (note, api_key, password) VALUES (:note, :api_key, :password)"),
+            {"note": note, "api_key": api_key, "password": password},
+        )
+    structlog.get_logger("tests.celery_app").info(
+        "note_stored", note=note, api_key=api_key, password=password
+    )
+    if note == "fail":
+        raise PermissionError(f"upstream refused api_key={api_key}")
+    return "stored"

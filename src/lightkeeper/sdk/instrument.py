@@ -11,12 +11,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from lightkeeper.sdk import catalogue
+from lightkeeper.sdk import catalogue, errors, multiprocess, tracing
 from lightkeeper.sdk.logging import configure_logging
 from lightkeeper.sdk.metrics import family
 from lightkeeper.sdk.middleware import LightkeeperMiddleware
 from lightkeeper.sdk.runtime import Runtime
-from lightkeeper.sdk.settings import Settings, load_settings
+from lightkeeper.sdk.settings import Settings, load_settings, remember
 
 _ATTR = "_lightkeeper_runtime"
 _HTTP_SIGNALS = (
@@ -50,6 +50,10 @@ def instrument(
     same app replaces the configuration; calling it on several apps is fine.
     """
     config = load_settings(service=service, environment=environment, version=version, **settings)
+    remember(config)
+    # Before the first metric object exists: in a multi-worker server every metric
+    # must be file-backed from the start.
+    multiprocess.activate_if_needed(config.multiprocess_dir)
     runtime = Runtime(config, checks)
     if config.configure_logging:
         configure_logging(config)
@@ -87,18 +91,22 @@ def instrument(
 def _quiet_fastapi_native_telemetry(app: Any) -> None:
     """Stop FastAPI's own OpenTelemetry HTTP metrics and error logs from doubling ours.
 
-    FastAPI >= 0.142 records `http.server.*` metrics and exception logs whenever an
-    OpenTelemetry provider is configured; Lightkeeper already records both. Its spans
-    are left alone here: tracing decides whether FastAPI's server span is the one used.
+    FastAPI >= 0.142 records `http.server.*` metrics, exception logs and server spans
+    (plus one span per dependency, endpoint and serialisation step) whenever an
+    OpenTelemetry provider is configured. Lightkeeper records the metrics and logs, and
+    its middleware makes the request's server span (see lightkeeper.sdk.tracing), so
+    all of FastAPI's are switched off and its wrapper is skipped entirely.
     """
     config = getattr(app, "_telemetry", None)
     if isinstance(config, dict) and "metrics" in config:
         config["metrics"] = False
         config["logs"] = False
+        config["tracing"] = False
+        config["operation_spans"] = False
 
 
-# Other SDK modules (tracing, errors) register a hook to join instrument().
-_setup_hooks: list[Any] = []
+# SDK modules that join instrument(): each hook gets (app, settings, runtime).
+_setup_hooks: list[Any] = [tracing.setup_hook, errors.setup_hook]
 
 
 def current_settings(app: Any) -> Settings | None:

@@ -89,6 +89,8 @@ class LightkeeperMiddleware:
         base_root = scope.get("root_path", "")
         if tracked:
             inflight[key] = (scope, base_root)
+        tracing = rt.tracing  # lightkeeper.sdk.tracing: the request's server span, when on
+        trace_span = tracing.start(scope, rid) if tracing is not None and tracked else None
         # state: [status, bytes sent, first chunk time, finished]
         state: list[Any] = [0, 0, 0.0, False]
 
@@ -108,7 +110,7 @@ class LightkeeperMiddleware:
                 elif not state[3]:
                     state[3] = True
                     if tracked:
-                        self._record(scope, base_root, start, state, raw_len, user_agent)
+                        self._record(scope, base_root, start, state, raw_len, user_agent, trace_span)
             return send(message)
 
         try:
@@ -136,7 +138,9 @@ class LightkeeperMiddleware:
                     state[3] = True
                     if not state[0]:
                         state[0] = 499
-                    self._record(scope, base_root, start, state, raw_len, user_agent)
+                    self._record(scope, base_root, start, state, raw_len, user_agent, trace_span)
+            if trace_span is not None:
+                trace_span.end()  # after _on_exception, so the span carries the exception
             _request_context.reset(token)
 
     def _record(
@@ -147,6 +151,7 @@ class LightkeeperMiddleware:
         state: list[Any],
         raw_len: bytes | None,
         user_agent: bytes | None,
+        trace_span: Any = None,
     ) -> None:
         end = _perf()
         elapsed = end - start
@@ -157,8 +162,10 @@ class LightkeeperMiddleware:
             method = "OTHER"
         status = state[0]
         requests, duration, req_size, resp_size = _children_for(method, route, status)
+        # The span is named after the route here; a sampled one gives the exemplar.
+        exemplar = trace_span.response(method, route, status) if trace_span is not None else None
         requests.inc()
-        duration.observe(elapsed)
+        duration.observe(elapsed, exemplar)
         size = 0
         if raw_len is not None:
             try:
@@ -198,7 +205,7 @@ class LightkeeperMiddleware:
         family(catalogue.HTTP_EXCEPTIONS).labels(route, exc_type).inc()
         for hook in rt.exception_hooks:
             try:
-                hook(exc)
+                hook(exc, scope, route)
             except Exception:  # reporting must not turn one error into two
                 _fallback_log.debug("exception hook failed", exc_info=True)
         try:

@@ -59,11 +59,12 @@ class Settings(BaseSettings):
     sentry_traces_sample_rate: float = Field(0.0, ge=0.0, le=1.0)
     sentry_profiles_sample_rate: float = Field(0.0, ge=0.0, le=1.0)
     sentry_timeout_seconds: float = Field(5.0, gt=0.0, le=60.0)
-    # "app": locals and source lines of the application's own frames; "all": every
-    # frame (sentry-sdk's default, ~10x the cost per event); "none".
-    sentry_local_variables: Literal["app", "all", "none"] = "app"
-    # Events sent per exception fingerprint (type + raising line) per minute; None: all.
-    sentry_events_per_fingerprint_per_minute: int | None = Field(10, ge=1)
+    # Local variables in Sentry events. "none": never (a local may hold a request body
+    # or a secret under any name); "app": the application's own frames, redacted;
+    # "all": every frame (sentry-sdk's default, ~10x the cost per event).
+    sentry_local_variables: Literal["none", "app", "all"] = "none"
+    # Events sent per exception fingerprint (type + raising line) per minute; 0: no limit.
+    sentry_events_per_fingerprint_per_minute: int = Field(10, ge=0)
 
     # Integrations
     slow_query_seconds: float = Field(1.0, gt=0.0)
