@@ -62,10 +62,16 @@ SCRIPT = textwrap.dedent(
 
 
 def run(variant: str) -> dict:
-    out = subprocess.run([sys.executable, "-c", SCRIPT, variant], capture_output=True, text=True,
-                         cwd=str(ROOT), timeout=120, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", SCRIPT, variant],
+        capture_output=True,
+        text=True,
+        cwd=str(ROOT),
+        timeout=120,
+        check=True,
+    ).stdout
     line = next(x for x in out.splitlines() if x.startswith("RESULT"))
-    return json.loads(line[len("RESULT"):])
+    return json.loads(line[len("RESULT") :])
 
 
 def test_plain_fastapi_records_its_own_telemetry() -> None:

@@ -36,3 +36,18 @@ def test_insane_ids_are_replaced_by_a_fresh_one(raw: bytes | None) -> None:
 
 def test_generated_ids_are_unique() -> None:
     assert len({new_request_id() for _ in range(10_000)}) == 10_000
+
+
+def test_forked_workers_do_not_repeat_each_others_ids() -> None:
+    import os
+
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child: a gunicorn worker forked from the master
+        os.write(write, ",".join(new_request_id() for _ in range(100)).encode())
+        os._exit(0)
+    os.close(write)
+    os.waitpid(pid, 0)
+    child_ids = set(os.read(read, 100_000).decode().split(","))
+    parent_ids = {new_request_id() for _ in range(100)}
+    assert len(child_ids) == 100 and not child_ids & parent_ids

@@ -42,75 +42,7 @@ def add_processor(processor: Processor) -> None:
         configure_logging(_configured_with, force=True)
 
 
-def _merge_request_context(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
-    ctx = _request_context.get()
-    if ctx:
-        for key, value in ctx.items():
-            event_dict.setdefault(key, value)
-    # structlog's own contextvars (bind_contextvars) cost a full context copy to
-    # merge; only pay for it once the application has used them.
-    if getattr(structlog_contextvars, "_CONTEXT_VARS", True):
-        structlog_contextvars.merge_contextvars(_, __, event_dict)
-    return event_dict
-
-
-def _static_fields(settings: Settings) -> Processor:
-    static = {"service": settings.service, "environment": settings.environment, "version": settings.version}
-
-    def add_static(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
-        for key, value in static.items():
-            event_dict.setdefault(key, value)
-        return event_dict
-
-    return add_static
-
-
-def _level(_: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:
-    event_dict.setdefault("level", "warning" if method_name == "warn" else method_name)
-    return event_dict
-
-
-def _sampler(rate: float) -> Processor | None:
-    """Keep `rate` of INFO-and-below events; WARNING and above always pass."""
-    if rate >= 1.0:
-        return None
-    dropped = family(catalogue.LOG_EVENTS_SAMPLED_OUT)
-    rand = random.random
-
-    def sample(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
-        level = event_dict.get("level", "info")
-        if _LEVELS.get(level, 20) <= 20 and rand() >= rate:
-            dropped.labels(level).inc()
-            raise structlog.DropEvent
-        return event_dict
-
-    return sample
-
-
 _ts_cache: list[Any] = [0, ""]
-
-
-def _timestamp(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
-    """ISO-8601 UTC with microseconds; the seconds part is formatted once per second.
-
-    structlog's TimeStamper builds a datetime per event, which is most of the cost
-    of a log line on a slow machine.
-    """
-    now = time.time()
-    sec = int(now)
-    cache = _ts_cache
-    if sec != cache[0]:
-        cache[1] = time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(sec))
-        cache[0] = sec
-    event_dict["timestamp"] = cache[1] + str(int((now - sec) * 1_000_000)).zfill(6) + "Z"
-    return event_dict
-
-
-def _ensure_trace_fields(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
-    # A stable schema: log pipelines (Loki derived fields) can rely on the keys.
-    event_dict.setdefault("trace_id", None)
-    event_dict.setdefault("span_id", None)
-    return event_dict
 
 
 def _format_exc_info(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
@@ -135,15 +67,62 @@ def _format_exc_info(_: WrappedLogger, __: str, event_dict: EventDict) -> EventD
     return event_dict
 
 
-def _redact_exception(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
-    exc = event_dict.get("exception")
-    if isinstance(exc, str):
-        event_dict["exception"] = redact.redact_text(exc)
-    return event_dict
-
-
 # Open `lightkeeper.testing.capture_logs()` blocks; events go there instead of stdout.
 _captures: list[list[dict[str, Any]]] = []
+
+
+def _prepare(sample_rate: float) -> Processor:
+    """Request context, level, INFO sampling and traceback text: the fields that
+    must exist before redaction runs."""
+    dropped = family(catalogue.LOG_EVENTS_SAMPLED_OUT) if sample_rate < 1.0 else None
+    rand = random.random
+    get_context = _request_context.get
+
+    def prepare(logger: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:
+        level = event_dict.setdefault("level", "warning" if method_name == "warn" else method_name)
+        if dropped is not None and _LEVELS.get(level, 20) <= 20 and rand() >= sample_rate:
+            dropped.labels(level).inc()
+            raise structlog.DropEvent
+        ctx = get_context()
+        if ctx:
+            for key, value in ctx.items():
+                event_dict.setdefault(key, value)
+        # structlog's own contextvars (bind_contextvars) cost a full context copy
+        # to merge; only pay for it once the application has used them.
+        if getattr(structlog_contextvars, "_CONTEXT_VARS", True):
+            structlog_contextvars.merge_contextvars(logger, method_name, event_dict)
+        if "exc_info" in event_dict:
+            _format_exc_info(logger, method_name, event_dict)
+        return event_dict
+
+    return prepare
+
+
+def _finish(settings: Settings) -> Processor:
+    """Identity, timestamp and the trace keys every line carries (Loki derived
+    fields can rely on them), added after redaction: they are Lightkeeper's own."""
+    static = {"service": settings.service, "environment": settings.environment, "version": settings.version}
+    cache = _ts_cache
+    now_ns = time.time_ns
+
+    def finish(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
+        if "service" not in event_dict:
+            event_dict.update(static)
+        else:
+            for key, value in static.items():
+                event_dict.setdefault(key, value)
+        now = now_ns()
+        sec = now // 1_000_000_000
+        if sec != cache[0]:
+            cache[1] = time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(sec))
+            cache[0] = sec
+        event_dict["timestamp"] = cache[1] + str(now // 1000 % 1_000_000).zfill(6) + "Z"
+        if "trace_id" not in event_dict:
+            event_dict["trace_id"] = None
+            event_dict["span_id"] = None
+        return event_dict
+
+    return finish
 
 
 def _render(_: WrappedLogger, __: str, event_dict: EventDict) -> bytes:
@@ -155,22 +134,18 @@ def _render(_: WrappedLogger, __: str, event_dict: EventDict) -> bytes:
 
 
 def shared_processors(settings: Settings) -> list[Processor]:
-    """Everything but rendering; used by structlog calls and stdlib records alike."""
+    """Everything but rendering; used by structlog calls and stdlib records alike.
+
+    Few, fused processors on purpose: on a cold request path each processor call
+    costs as much as the work inside it. Sampling drops an event before any work is
+    spent on it, and the fields Lightkeeper itself produces (timestamp, identity,
+    trace ids) are added after redaction, which then only scans the caller's fields.
+    """
     chain: list[Processor] = [
-        _merge_request_context,
-        _level,
-    ]
-    sampler = _sampler(settings.log_info_sample_rate)
-    if sampler is not None:
-        chain.append(sampler)
-    chain += [
-        _static_fields(settings),
-        _timestamp,
+        _prepare(settings.log_info_sample_rate),
+        redact.structlog_processor,  # also covers a formatted traceback
         *_extra_processors,
-        _ensure_trace_fields,
-        _format_exc_info,
-        _redact_exception,
-        redact.structlog_processor,
+        _finish(settings),
     ]
     return chain
 

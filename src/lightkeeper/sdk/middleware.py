@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import logging
 import time
+from bisect import bisect_left as _bisect
 from typing import Any
 
-from lightkeeper.sdk import catalogue, request_id
+from lightkeeper.sdk import catalogue, fastpath, request_id
 from lightkeeper.sdk.catalogue import MAX_LABEL_VALUE_LENGTH
 from lightkeeper.sdk.context import _request_context
 from lightkeeper.sdk.logging import emit
@@ -30,22 +31,39 @@ _INTERNAL_ERROR = b'{"detail":"Internal Server Error"}'
 _fallback_log = logging.getLogger("lightkeeper")
 _MAX_PATH = 2 * MAX_LABEL_VALUE_LENGTH
 
-# Label children shared by every instrumented app in the process (the families are
-# process-wide too). Keys are bounded: method x route template x status code.
-_children: dict[tuple[str, str, int], tuple[Any, Any, Any, Any]] = {}
+
+# Everything one (method, route, status) records, resolved once: the label children
+# and their fast-path updaters. Shared by every instrumented app in the process (the
+# families are process-wide too). Keys are bounded: method x route template x status.
+class _Series:
+    __slots__ = (
+        "count",
+        "duration",
+        "duration_parts",
+        "request_size",
+        "request_size_parts",
+        "response_size",
+        "response_size_parts",
+    )
+
+    def __init__(self, method: str, route: str, status: int) -> None:
+        self.count = fastpath.counter_add(family(catalogue.HTTP_REQUESTS).labels(method, route, str(status)))
+        self.duration = family(catalogue.HTTP_REQUEST_DURATION).labels(method, route)
+        self.duration_parts = fastpath.histogram_parts(self.duration)
+        self.request_size = family(catalogue.HTTP_REQUEST_SIZE).labels(route)
+        self.request_size_parts = fastpath.histogram_parts(self.request_size)
+        self.response_size = family(catalogue.HTTP_RESPONSE_SIZE).labels(route)
+        self.response_size_parts = fastpath.histogram_parts(self.response_size)
 
 
-def _children_for(method: str, route: str, status: int) -> tuple[Any, Any, Any, Any]:
+_series: dict[tuple[str, str, int], _Series] = {}
+
+
+def _series_for(method: str, route: str, status: int) -> _Series:
     key = (method, route, status)
-    found = _children.get(key)
+    found = _series.get(key)
     if found is None:
-        found = (
-            family(catalogue.HTTP_REQUESTS).labels(method, route, str(status)),
-            family(catalogue.HTTP_REQUEST_DURATION).labels(method, route),
-            family(catalogue.HTTP_REQUEST_SIZE).labels(route),
-            family(catalogue.HTTP_RESPONSE_SIZE).labels(route),
-        )
-        _children[key] = found
+        found = _series[key] = _Series(method, route, status)
     return found
 
 
@@ -161,19 +179,35 @@ class LightkeeperMiddleware:
         if method not in _KNOWN_METHODS:
             method = "OTHER"
         status = state[0]
-        requests, duration, req_size, resp_size = _children_for(method, route, status)
+        series = _series_for(method, route, status)
         # The span is named after the route here; a sampled one gives the exemplar.
         exemplar = trace_span.response(method, route, status) if trace_span is not None else None
-        requests.inc()
-        duration.observe(elapsed, exemplar)
+        series.count(1.0)
+        # fastpath.observe() inlined: on this path a call costs as much as the update.
+        parts = series.duration_parts
+        if exemplar or parts is None:
+            series.duration.observe(elapsed, exemplar)
+        else:
+            parts[0](elapsed)
+            parts[1][_bisect(parts[2], elapsed)](1.0)
         size = 0
         if raw_len is not None:
             try:
                 size = int(raw_len)
             except ValueError:
                 size = 0
-        req_size.observe(size)
-        resp_size.observe(state[1])
+        parts = series.request_size_parts
+        if parts is None:
+            series.request_size.observe(size)
+        else:
+            parts[0](size)
+            parts[1][_bisect(parts[2], size)](1.0)
+        parts = series.response_size_parts
+        if parts is None:
+            series.response_size.observe(state[1])
+        else:
+            parts[0](state[1])
+            parts[1][_bisect(parts[2], state[1])](1.0)
         if state[2]:
             rt.ttfb(method, route).observe(state[2] - start)
         if rt.access_log:

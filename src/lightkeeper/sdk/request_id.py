@@ -8,16 +8,24 @@ anything outside printable ASCII fails the pattern outright.
 
 from __future__ import annotations
 
-import os
+import random
 import re
 
 MAX_LENGTH = 128
 _SANE = re.compile(rb"[A-Za-z0-9._:+=-]{1,%d}" % MAX_LENGTH)
 
 
+_bits = random.getrandbits
+
+
 def new_request_id() -> str:
-    """128 random bits as 32 hex characters (uuid4's entropy, a third of its cost)."""
-    return os.urandom(16).hex()
+    """128 random bits as 32 hex characters.
+
+    A request id must be unique, not unguessable (it is echoed to the client), so the
+    Mersenne Twister serves instead of a `getrandom` system call per request; CPython
+    reseeds it in forked children, so workers never repeat each other's ids.
+    """
+    return f"{_bits(128):032x}"
 
 
 def accept_or_new(raw: bytes | None) -> str:

@@ -42,6 +42,7 @@ class RouteResolver:
 
     def __init__(self) -> None:
         self._cache: dict[tuple[str, str], str] = {}
+        self._last: tuple[Any, str] = (None, "")
         self._static_prefixes: dict[str, str] | None = None
         self._param_prefixes: list[tuple[re.Pattern[str], str]] = []
         self._routes: Any = None
@@ -92,19 +93,24 @@ class RouteResolver:
         route = scope.get("route")
         if route is None:
             return UNMATCHED_ROUTE
-        own = None
-        fastapi_scope = scope.get("fastapi")
-        if fastapi_scope:
-            # FastAPI >= 0.16x keeps the original route object for included routers
-            # and records the prefixed template in its "effective route context".
-            effective = fastapi_scope.get("effective_route_context")
-            if effective is not None and getattr(effective, "original_route", None) is route:
-                own = _effective_template(effective)
-        if own is None:
-            own = _template_of(route) or UNMATCHED_ROUTE
         root = scope.get("root_path", base_root_path)
+        fastapi_scope = scope.get("fastapi")
+        # FastAPI >= 0.16x keeps the original route object for included routers and
+        # records the prefixed template in its "effective route context".
+        effective = fastapi_scope.get("effective_route_context") if fastapi_scope else None
+        if effective is not None and getattr(effective, "original_route", None) is route:
+            own = _effective_template(effective) or UNMATCHED_ROUTE
+        else:
+            last = self._last
+            if last[0] is route and root == base_root_path:
+                return last[1]  # the same route as the previous request: the common case
+            own = _template_of(route) or UNMATCHED_ROUTE
+            if root == base_root_path:
+                own = own[:MAX_LABEL_VALUE_LENGTH]
+                self._last = (route, own)
+                return own
         if root == base_root_path:
-            return own if len(own) <= MAX_LABEL_VALUE_LENGTH else own[:MAX_LABEL_VALUE_LENGTH]
+            return own[:MAX_LABEL_VALUE_LENGTH]
         raw_prefix = root[len(base_root_path) :] if root.startswith(base_root_path) else root
         key = (own, raw_prefix)
         found = self._cache.get(key)
