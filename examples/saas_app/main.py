@@ -1,8 +1,9 @@
 """The FastAPI application: `uvicorn examples.saas_app.main:app`.
 
-Observability is the single `lightkeeper.instrument(...)` call in `create_app`:
-request metrics at /metrics, JSON logs with request ids, and /health, /health/live,
-/health/ready backed by the database (and Redis when configured).
+Observability is the `lightkeeper.instrument(...)` call in `create_app`: request
+metrics at /metrics, JSON logs with request ids, and /health, /health/live,
+/health/ready backed by the database (and Redis when configured); one more line adds
+the database's own signals (`instrument_sqlalchemy`).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from lightkeeper import health
 def create_app(database_url: str | None = None) -> FastAPI:
     config = AppConfig.from_env(database_url)
     engine = make_engine(config.database_url)
+    lightkeeper.instrument_sqlalchemy(engine)  # query, slow-query, error and pool metrics
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

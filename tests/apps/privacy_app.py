@@ -22,14 +22,14 @@ from opentelemetry import trace
 from sqlalchemy import text
 
 import lightkeeper
-from lightkeeper.sdk import redact
 from tests.apps import traced_routes
 
 log = structlog.get_logger("privacy_app")
 router = APIRouter(prefix="/p")
 
-# No Lightkeeper setting switches e-mail masking on yet; the contract covers it when on.
-redact.configure(redact_emails=True)
+# E-mail masking is opt-in; the contract covers it switched on. The example app's own
+# instrument() call reads it from the environment, like any deployment would.
+os.environ.setdefault("LIGHTKEEPER_REDACT_EMAILS", "true")
 
 
 @router.post("/notes")
@@ -82,7 +82,6 @@ async def handled(request: Request) -> dict[str, Any]:
 
 
 app = create_app()
-lightkeeper.instrument_sqlalchemy(app.state.sessions.kw["bind"])
 app.include_router(traced_routes.router, prefix="/t")
 app.include_router(router)
 lightkeeper.instrument_httpx()

@@ -56,3 +56,21 @@ def test_counters_match_and_unknown_shapes_fall_back_to_the_public_api() -> None
     assert fastpath.histogram_parts(opaque) is None
     fastpath.observe(opaque, None, 2.5)
     assert opaque.observed == [2.5] and not math.isnan(opaque.observed[0])
+
+
+def test_the_self_check_never_touches_a_multiprocess_directory(tmp_path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "missing-dir")}
+    result = subprocess.run(
+        [sys.executable, "-c", "import lightkeeper.sdk.fastpath as f; print(f._SHAPE_OK)"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "True"
+    assert not (tmp_path / "missing-dir").exists()

@@ -16,7 +16,7 @@ from bisect import bisect_left
 from collections.abc import Callable
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Histogram
+from prometheus_client import CollectorRegistry, Histogram, values
 
 Add = Callable[[float], Any]
 # (sum.inc, [bucket.inc, ...], upper bounds ending in +Inf); or None to use observe()
@@ -51,6 +51,16 @@ def observe(child: Any, parts: HistogramParts | None, value: float) -> None:
 
 
 def _self_check() -> bool:
+    # In-memory values only: in multi-process mode prometheus-client would otherwise
+    # give these scratch metrics files in the shared directory (and /metrics lines).
+    saved, values.ValueClass = values.ValueClass, values.MutexValue
+    try:
+        return _compare()
+    finally:
+        values.ValueClass = saved
+
+
+def _compare() -> bool:
     registry = CollectorRegistry()
     bounds = (0.1, 1.0, 10.0)
     public = Histogram("lk_check_public", "x", buckets=bounds, registry=registry)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from lightkeeper.sdk import catalogue, errors, multiprocess, tracing
+from lightkeeper.sdk import catalogue, errors, multiprocess, redact, tracing
 from lightkeeper.sdk.logging import configure_logging
 from lightkeeper.sdk.metrics import family
 from lightkeeper.sdk.middleware import LightkeeperMiddleware
@@ -51,6 +51,7 @@ def instrument(
     """
     config = load_settings(service=service, environment=environment, version=version, **settings)
     remember(config)
+    redact.configure(redact_emails=config.redact_emails)
     # Before the first metric object exists: in a multi-worker server every metric
     # must be file-backed from the start.
     multiprocess.activate_if_needed(config.multiprocess_dir)

@@ -43,6 +43,10 @@ class Settings(BaseSettings):
     configure_logging: bool = True
     quiet_loggers: tuple[str, ...] = ("openai", "anthropic", "httpx", "httpcore", "urllib3")
 
+    # Privacy: e-mail addresses in free text are masked too (off: often the id an
+    # operator needs; on where addresses count as personal data you must not keep)
+    redact_emails: bool = False
+
     # Request ids
     request_id_header: str = "X-Request-ID"
 
