@@ -23,21 +23,16 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from lightkeeper.sdk import catalogue
 from lightkeeper.sdk.context import current_request_id
-from lightkeeper.sdk.integrations import _labels, _lazy
-from lightkeeper.sdk.metrics import family
+from lightkeeper.sdk.integrations import _lazy, _outbound
 
 __all__ = ["instrument_httpx", "uninstrument_httpx"]
 
 # Marks a request already recorded by an outer instrumented transport (a client-level
 # wrapper around a globally instrumented HTTPTransport), so it is counted once.
 _SEEN = "lightkeeper.recorded"
-_MAX_CACHED = 4096
 
 _header: str = "X-Request-ID"
-_children: dict[tuple[bytes, str, int], tuple[Any, Any]] = {}
-_failure_children: dict[tuple[bytes, str], Any] = {}
 _failure_kinds: tuple[tuple[type[BaseException], str], ...] = ()
 
 
@@ -112,32 +107,12 @@ def _before(request: Any) -> bool:
 
 
 def _record(request: Any, status: int, elapsed: float) -> None:
-    key = (request.url.raw_host, request.method, status)
-    pair = _children.get(key)
-    if pair is None:
-        host = _labels.host_label(key[0].decode("ascii", "replace"))
-        pair = (
-            family(catalogue.HTTP_CLIENT_REQUESTS).labels(
-                host, _labels.http_method(key[1]), _labels.status_code(status)
-            ),
-            family(catalogue.HTTP_CLIENT_DURATION).labels(host),
-        )
-        if len(_children) < _MAX_CACHED:
-            _children[key] = pair
-    pair[0].inc()
-    pair[1].observe(elapsed)
+    _outbound.record(request.url.raw_host, request.method, status, elapsed)
 
 
 def _failed(request: Any, exc: BaseException) -> None:
     kind = next((name for cls, name in _failure_kinds if isinstance(exc, cls)), "other")
-    key = (request.url.raw_host, kind)
-    child = _failure_children.get(key)
-    if child is None:
-        host = _labels.host_label(key[0].decode("ascii", "replace"))
-        child = family(catalogue.HTTP_CLIENT_FAILURES).labels(host, kind)
-        if len(_failure_children) < _MAX_CACHED:
-            _failure_children[key] = child
-    child.inc()
+    _outbound.failed(request.url.raw_host, kind)
 
 
 def _wrap_sync(handle_request: Any) -> Any:

@@ -20,18 +20,13 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from lightkeeper.sdk import catalogue
 from lightkeeper.sdk.context import current_request_id
-from lightkeeper.sdk.integrations import _labels, _lazy
-from lightkeeper.sdk.metrics import family
+from lightkeeper.sdk.integrations import _lazy, _outbound
 
 __all__ = ["instrument_requests", "uninstrument_requests"]
 
-_MAX_CACHED = 4096
 
 _header: str = "X-Request-ID"
-_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
-_failure_children: dict[tuple[str, str], Any] = {}
 _classify: Any = None
 
 
@@ -100,31 +95,11 @@ def host_of(url: str) -> str:
 
 
 def _record(request: Any, status: int, elapsed: float) -> None:
-    host = host_of(request.url)
-    key = (host, request.method or "", status)
-    pair = _children.get(key)
-    if pair is None:
-        label = _labels.host_label(host)
-        pair = (
-            family(catalogue.HTTP_CLIENT_REQUESTS).labels(
-                label, _labels.http_method(key[1]), _labels.status_code(status)
-            ),
-            family(catalogue.HTTP_CLIENT_DURATION).labels(label),
-        )
-        if len(_children) < _MAX_CACHED:
-            _children[key] = pair
-    pair[0].inc()
-    pair[1].observe(elapsed)
+    _outbound.record(host_of(request.url), request.method or "", status, elapsed)
 
 
 def _failed(request: Any, exc: BaseException) -> None:
-    key = (host_of(request.url), _classify(exc))
-    child = _failure_children.get(key)
-    if child is None:
-        child = family(catalogue.HTTP_CLIENT_FAILURES).labels(_labels.host_label(key[0]), key[1])
-        if len(_failure_children) < _MAX_CACHED:
-            _failure_children[key] = child
-    child.inc()
+    _outbound.failed(host_of(request.url), _classify(exc))
 
 
 def _wrap(send: Any) -> Any:
