@@ -199,9 +199,11 @@ def configure_logging(settings: Settings, *, force: bool = False, stream: IO[byt
         out = stream or _stdout_bytes()
         level = logging.getLevelNamesMapping()[settings.log_level]
         processors = shared_processors(settings)
-        global _pipeline
+        global _pipeline, _min_level, _access
         writer = _LineWriter(out)
         _pipeline = ([*processors, _render], writer)
+        _min_level = level
+        _access = _AccessLine(settings, writer)
         structlog.configure(
             processors=[*processors, _render],
             wrapper_class=structlog.make_filtering_bound_logger(level),
@@ -281,6 +283,8 @@ def emit(method_name: str, event_dict: dict[str, Any]) -> None:
     if pipeline is None:
         getattr(structlog.get_logger("lightkeeper"), method_name)(event_dict.pop("event"), **event_dict)
         return
+    if _LEVELS.get(method_name, 20) < _min_level:
+        return
     processors, writer = pipeline
     event: Any = event_dict
     try:
@@ -296,3 +300,111 @@ def is_configured() -> bool:
 
 
 _pipeline: tuple[list[Processor], _LineWriter] | None = None
+_min_level = logging.INFO
+
+
+class _AccessLine:
+    """The per-request line, pre-rendered where it does not change between requests.
+
+    Identity, level and event are the same for every request of one (method, route,
+    status): they are rendered once and cached; per request only the path, duration,
+    client, user agent, request id and timestamp are serialised, and only the
+    client-controlled ones are redacted. The result parses to exactly what the general
+    pipeline (`emit`) produces for the same event (tested), and `access()` falls back
+    to that pipeline whenever it could not be equivalent.
+    """
+
+    def __init__(self, settings: Settings, writer: _LineWriter) -> None:
+        self.writer = writer
+        self.sample_rate = settings.log_info_sample_rate
+        self.identity = {
+            "service": settings.service,
+            "environment": settings.environment,
+            "version": settings.version,
+        }
+        self.prefixes: dict[tuple[str, str, int], bytes] = {}
+
+    def prefix(self, method: str, route: str, status: int, level: str) -> bytes:
+        key = (method, route, status)
+        found = self.prefixes.get(key)
+        if found is None:
+            head = {
+                "event": "http_request",
+                "method": method,
+                "route": route,
+                "status_code": status,
+                "level": level,
+                **self.identity,
+            }
+            found = orjson.dumps(head)[:-1] + b","  # open object, ready for the rest
+            if len(self.prefixes) < 10_000:  # bounded by routes x methods x statuses anyway
+                self.prefixes[key] = found
+        return found
+
+
+_access: _AccessLine | None = None
+_redact_field = redact.redact_field
+_IP_CHARS = "0123456789abcdefABCDEF.:[]%"
+
+
+def access(
+    method: str,
+    route: str,
+    status: int,
+    path: str,
+    duration_ms: float,
+    client_ip: str | None,
+    user_agent: str | None,
+) -> None:
+    """Log the request line; the request hot path calls this once per request."""
+    level = "error" if status >= 500 else "info"
+    fast = _access
+    ctx = _request_context.get()
+    if (
+        fast is None
+        or _captures
+        or _extra_processors
+        or _LEVELS[level] < _min_level
+        or (fast.sample_rate < 1.0 and level == "info")
+        or ctx is None
+        or len(ctx) != 1
+        or getattr(structlog_contextvars, "_CONTEXT_VARS", True)
+    ):
+        emit(
+            level,
+            {
+                "event": "http_request",
+                "method": method,
+                "route": route,
+                "path": path,
+                "status_code": status,
+                "duration_ms": duration_ms,
+                "client_ip": client_ip,
+                "user_agent": user_agent,
+            },
+        )
+        return
+    now = time.time_ns()
+    sec = now // 1_000_000_000
+    cache = _ts_cache
+    if sec != cache[0]:
+        cache[1] = time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(sec))
+        cache[0] = sec
+    rid = ctx.get("request_id")
+    tail = orjson.dumps(
+        {
+            "path": _redact_field(path),
+            "duration_ms": duration_ms,
+            # an address (what servers put in the ASGI scope) cannot hold a secret
+            "client_ip": client_ip
+            if client_ip is None or not client_ip.strip(_IP_CHARS)
+            else _redact_field(client_ip),
+            "user_agent": user_agent if user_agent is None else _redact_field(user_agent),
+            "request_id": rid if not isinstance(rid, str) else _redact_field(rid),
+            "timestamp": cache[1] + str(now // 1000 % 1_000_000).zfill(6) + "Z",
+            "trace_id": None,
+            "span_id": None,
+        },
+        option=orjson.OPT_APPEND_NEWLINE,
+    )
+    fast.writer.msg(fast.prefix(method, route, status, level) + tail[1:])

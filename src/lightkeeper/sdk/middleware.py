@@ -21,7 +21,7 @@ from typing import Any
 from lightkeeper.sdk import catalogue, fastpath, request_id
 from lightkeeper.sdk.catalogue import MAX_LABEL_VALUE_LENGTH
 from lightkeeper.sdk.context import _request_context
-from lightkeeper.sdk.logging import emit
+from lightkeeper.sdk.logging import access, emit
 from lightkeeper.sdk.metrics import family
 from lightkeeper.sdk.runtime import Runtime
 
@@ -212,18 +212,14 @@ class LightkeeperMiddleware:
             rt.ttfb(method, route).observe(state[2] - start)
         if rt.access_log:
             client = scope.get("client")
-            emit(
-                "error" if status >= 500 else "info",
-                {
-                    "event": "http_request",
-                    "method": method,
-                    "route": route,
-                    "path": scope["path"][:_MAX_PATH],
-                    "status_code": status,
-                    "duration_ms": round(elapsed * 1000.0, 3),
-                    "client_ip": client[0] if client else None,
-                    "user_agent": user_agent[:256].decode("latin-1") if user_agent else None,
-                },
+            access(
+                method,
+                route,
+                status,
+                scope["path"][:_MAX_PATH],
+                round(elapsed * 1000.0, 3),
+                client[0] if client else None,
+                user_agent[:256].decode("latin-1") if user_agent else None,
             )
 
     def _on_exception(self, exc: Exception, scope: dict[str, Any], base_root: str, tracked: bool) -> None:

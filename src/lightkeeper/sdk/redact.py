@@ -544,6 +544,12 @@ def _redact_str(text: str) -> str:
     return _scan_and_remember(text)
 
 
+def redact_field(text: str) -> str:
+    """`redact_text` for short values that repeat (paths, user agents, ids): strings
+    already found clean cost one set lookup. The request line uses it per request."""
+    return _redact_str(text)
+
+
 def _scan_and_remember(text: str) -> str:
     result = _scan(text)
     if _redact_emails and "@" in result:

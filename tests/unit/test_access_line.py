@@ -1,0 +1,78 @@
+"""The pre-rendered access line must say exactly what the general pipeline says."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+
+from lightkeeper.sdk import logging as lk_logging
+from lightkeeper.sdk.context import bind, scoped
+from lightkeeper.sdk.settings import load_settings
+from lightkeeper.testing import capture_logs
+
+JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U"
+CASES = [
+    ("GET", "/items/{item_id}", 200, "/items/42", 1.234, "127.0.0.1", "curl/8.0"),
+    ("POST", "/api/items", 201, "/api/items", 12.5, None, None),
+    ("GET", "/reset/{token}", 500, f"/reset/{JWT}", 3.0, "10.0.0.1", f"agent Bearer {JWT}"),
+    ("DELETE", "<unmatched>", 404, "/wp-admin/?password=hunter2-secret", 0.2, "::1", "scanner"),
+]
+
+
+def lines(out: io.BytesIO) -> list[dict]:
+    return [json.loads(x) for x in out.getvalue().decode().splitlines() if x.strip()]
+
+
+def without_time(line: dict) -> dict:
+    return {k: v for k, v in line.items() if k != "timestamp"}
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c[3][:20] for c in CASES])
+def test_fast_line_equals_the_general_pipeline(case: tuple) -> None:
+    method, route, status, path, duration, client, agent = case
+    out = io.BytesIO()
+    lk_logging.configure_logging(load_settings(service="svc", environment="prod", version="2"), stream=out)
+    with scoped(request_id="rid-123"):
+        lk_logging.access(method, route, status, path, duration, client, agent)
+        lk_logging.emit(
+            "error" if status >= 500 else "info",
+            {
+                "event": "http_request",
+                "method": method,
+                "route": route,
+                "path": path,
+                "status_code": status,
+                "duration_ms": duration,
+                "client_ip": client,
+                "user_agent": agent,
+            },
+        )
+    fast, general = lines(out)
+    assert without_time(fast) == without_time(general)
+    assert fast["timestamp"].endswith("Z") and len(fast["timestamp"]) == len(general["timestamp"])
+    assert JWT not in out.getvalue().decode() and "hunter2-secret" not in out.getvalue().decode()
+
+
+def test_extra_request_context_and_captures_take_the_general_path() -> None:
+    out = io.BytesIO()
+    lk_logging.configure_logging(load_settings(), stream=out)
+    with scoped(request_id="rid-1"):
+        bind(plan="pro", api_key="sk-proj-AbCdEf0123456789GhIjKlMnOpQrStUvWx")
+        lk_logging.access("GET", "/x", 200, "/x", 1.0, None, None)
+        with capture_logs() as captured:
+            lk_logging.access("GET", "/y", 200, "/y", 1.0, None, None)
+    (line,) = lines(out)
+    assert line["plan"] == "pro" and line["api_key"] != "sk-proj-AbCdEf0123456789GhIjKlMnOpQrStUvWx"
+    assert captured[0]["path"] == "/y" and captured[0]["request_id"] == "rid-1"
+
+
+def test_the_log_level_applies_to_the_access_line() -> None:
+    out = io.BytesIO()
+    lk_logging.configure_logging(load_settings(log_level="WARNING"), stream=out)
+    with scoped(request_id="rid-2"):
+        lk_logging.access("GET", "/ok", 200, "/ok", 1.0, None, None)
+        lk_logging.access("GET", "/bad", 503, "/bad", 1.0, None, None)
+    assert [line["path"] for line in lines(out)] == ["/bad"]
+    lk_logging.configure_logging(load_settings(), stream=io.BytesIO())
