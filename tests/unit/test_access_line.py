@@ -76,3 +76,22 @@ def test_the_log_level_applies_to_the_access_line() -> None:
         lk_logging.access("GET", "/bad", 503, "/bad", 1.0, None, None)
     assert [line["path"] for line in lines(out)] == ["/bad"]
     lk_logging.configure_logging(load_settings(), stream=io.BytesIO())
+
+
+def test_info_sampling_applies_to_the_fast_line_and_counts_what_it_drops() -> None:
+    from lightkeeper.sdk import catalogue
+    from lightkeeper.testing import capture_metrics
+
+    out = io.BytesIO()
+    lk_logging.configure_logging(load_settings(log_info_sample_rate=0.1), stream=out)
+    with scoped(request_id="rid-3"), capture_metrics() as delta:
+        for _ in range(2000):
+            lk_logging.access("GET", "/ok", 200, "/ok", 1.0, None, None)
+        for _ in range(20):
+            lk_logging.access("GET", "/bad", 500, "/bad", 1.0, None, None)
+    got = lines(out)
+    kept = len([line for line in got if line["path"] == "/ok"])
+    assert 100 < kept < 320
+    assert len([line for line in got if line["path"] == "/bad"]) == 20  # errors are never sampled
+    assert delta.value(catalogue.LOG_EVENTS_SAMPLED_OUT.name, level="info") == 2000 - kept
+    lk_logging.configure_logging(load_settings(), stream=io.BytesIO())

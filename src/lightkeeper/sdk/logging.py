@@ -323,6 +323,7 @@ class _AccessLine:
             "version": settings.version,
         }
         self.prefixes: dict[tuple[str, str, int], bytes] = {}
+        self.dropped: Any = None
 
     def prefix(self, method: str, route: str, status: int, level: str) -> bytes:
         key = (method, route, status)
@@ -344,6 +345,7 @@ class _AccessLine:
 
 _access: _AccessLine | None = None
 _redact_field = redact.redact_field
+_random = random.random
 _IP_CHARS = "0123456789abcdefABCDEF.:[]%"
 
 
@@ -365,7 +367,6 @@ def access(
         or _captures
         or _extra_processors
         or _LEVELS[level] < _min_level
-        or (fast.sample_rate < 1.0 and level == "info")
         or ctx is None
         or len(ctx) != 1
         or getattr(structlog_contextvars, "_CONTEXT_VARS", True)
@@ -383,6 +384,11 @@ def access(
                 "user_agent": user_agent,
             },
         )
+        return
+    if fast.sample_rate < 1.0 and level == "info" and _random() >= fast.sample_rate:
+        if fast.dropped is None:
+            fast.dropped = family(catalogue.LOG_EVENTS_SAMPLED_OUT).labels("info")
+        fast.dropped.inc()
         return
     now = time.time_ns()
     sec = now // 1_000_000_000
