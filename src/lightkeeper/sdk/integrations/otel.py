@@ -94,20 +94,17 @@ def _contrib(kind: str) -> Any:
 # --------------------------------------------------------------------- contrib wiring
 
 
-def _redis(client: Any) -> None:
-    instrumentor = _contrib("redis")
-    if client is None:
-        instrumentor.instrument(tracer_provider=_provider)
-    elif not getattr(client, "_is_instrumented_by_opentelemetry", False):
-        type(instrumentor).instrument_client(client, tracer_provider=_provider)
+def _per_client(name: str) -> Callable[[Any], None]:
+    """Redis and httpx alike: every client when none is given, else just that one."""
 
+    def hook(client: Any) -> None:
+        instrumentor = _contrib(name)
+        if client is None:
+            instrumentor.instrument(tracer_provider=_provider)
+        elif not getattr(client, "_is_instrumented_by_opentelemetry", False):
+            type(instrumentor).instrument_client(client, tracer_provider=_provider)
 
-def _httpx(client: Any) -> None:
-    instrumentor = _contrib("httpx")
-    if client is None:
-        instrumentor.instrument(tracer_provider=_provider)
-    elif not getattr(client, "_is_instrumented_by_opentelemetry", False):
-        type(instrumentor).instrument_client(client, tracer_provider=_provider)
+    return hook
 
 
 def _celery(_app: Any) -> None:
@@ -258,8 +255,8 @@ def _wrap_session_send(send: Any) -> Any:
 
 _CALLBACKS: dict[str, Callable[[Any], None]] = {
     "sqlalchemy": _sqlalchemy,
-    "redis": _redis,
-    "httpx": _httpx,
+    "redis": _per_client("redis"),
+    "httpx": _per_client("httpx"),
     "celery": _celery,
     "requests": _requests,
 }
