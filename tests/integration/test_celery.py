@@ -11,7 +11,6 @@ import asyncio
 import json
 import os
 import subprocess
-import sys
 import time
 import urllib.request
 import uuid
@@ -126,27 +125,7 @@ def worker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Worker]:
         "PYTHONPATH": os.pathsep.join(filter(None, [str(services.ROOT), os.environ.get("PYTHONPATH", "")])),
     }
     env.pop("LIGHTKEEPER_MULTIPROCESS_DIR", None)
-    command = [
-        sys.executable,
-        "-m",
-        "celery",
-        "-A",
-        "tests.integration.celery_app",
-        "worker",
-        "-Q",
-        queue,
-        "-n",
-        f"{queue}@%h",
-        "--pool",
-        "prefork",
-        "--concurrency",
-        "2",
-        "--loglevel",
-        "INFO",
-        "--without-gossip",
-        "--without-mingle",
-        "--without-heartbeat",
-    ]
+    command = services.celery_worker_command(queue)
     app = client_app(queue=queue)
     with log.open("wb") as out:
         proc = subprocess.Popen(

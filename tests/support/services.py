@@ -139,3 +139,31 @@ def uvicorn_process(
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+
+def celery_worker_command(queue: str) -> list[str]:
+    """A real prefork worker for `tests.integration.celery_app`, alone on its queue.
+
+    Gossip, mingle and heartbeat are off so start-up does not wait on other workers.
+    """
+    return [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "tests.integration.celery_app",
+        "worker",
+        "-Q",
+        queue,
+        "-n",
+        f"{queue}@%h",
+        "--pool",
+        "prefork",
+        "--concurrency",
+        "2",
+        "--loglevel",
+        "INFO",
+        "--without-gossip",
+        "--without-mingle",
+        "--without-heartbeat",
+    ]
