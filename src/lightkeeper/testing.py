@@ -36,11 +36,11 @@ def capture_logs() -> Iterator[list[dict[str, Any]]]:
     if not lk_logging.is_configured():
         lk_logging.configure_logging(load_settings())
     sink: list[dict[str, Any]] = []
-    lk_logging._captures.append(sink)
+    lk_logging.start_capture(sink)
     try:
         yield sink
     finally:
-        lk_logging._captures.remove(sink)
+        lk_logging.stop_capture(sink)
 
 
 def _snapshot() -> dict[SampleKey, float]:

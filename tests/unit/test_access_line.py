@@ -35,7 +35,7 @@ def test_fast_line_equals_the_general_pipeline(case: tuple) -> None:
     out = io.BytesIO()
     lk_logging.configure_logging(load_settings(service="svc", environment="prod", version="2"), stream=out)
     with scoped(request_id="rid-123"):
-        lk_logging.access(method, route, status, path, duration, client, agent)
+        lk_logging.access(method, route, status, path, duration, client, agent.encode() if agent else None)
         lk_logging.emit(
             "error" if status >= 500 else "info",
             {
@@ -95,3 +95,31 @@ def test_info_sampling_applies_to_the_fast_line_and_counts_what_it_drops() -> No
     assert len([line for line in got if line["path"] == "/bad"]) == 20  # errors are never sampled
     assert delta.value(catalogue.LOG_EVENTS_SAMPLED_OUT.name, level="info") == 2000 - kept
     lk_logging.configure_logging(load_settings(), stream=io.BytesIO())
+
+
+def test_values_seen_before_are_redacted_the_second_time_too() -> None:
+    """The fast line remembers clean values only: a secret is masked on every request."""
+    out = io.BytesIO()
+    lk_logging.configure_logging(load_settings(), stream=out)
+    agent = f"bot Bearer {JWT}".encode()
+    path = "/reset?password=hunter2-secret"
+    with scoped(request_id="rid-4"):
+        for _ in range(3):
+            lk_logging.access("GET", "/reset", 200, path, 1.0, "10.0.0.7", agent, "rid-4")
+            lk_logging.access("GET", "/ok", 200, "/ok", 1.0, "10.0.0.7", b"curl/8.0", "rid-4")
+    text = out.getvalue().decode()
+    assert JWT not in text and "hunter2-secret" not in text
+    got = lines(out)
+    assert len(got) == 6
+    assert all(line["request_id"] == "rid-4" and line["client_ip"] == "10.0.0.7" for line in got)
+    assert [line["user_agent"] for line in got[1::2]] == ["curl/8.0"] * 3
+
+
+def test_a_request_id_rebound_by_the_app_is_redacted_like_any_value() -> None:
+    out = io.BytesIO()
+    lk_logging.configure_logging(load_settings(), stream=out)
+    with scoped(request_id="rid-5"):
+        bind(request_id=JWT)  # the app replaced the id with something secret-shaped
+        lk_logging.access("GET", "/x", 200, "/x", 1.0, None, None, "rid-5")
+    (line,) = lines(out)
+    assert JWT not in out.getvalue().decode() and line["request_id"] == "[REDACTED]"

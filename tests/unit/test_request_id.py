@@ -51,3 +51,16 @@ def test_forked_workers_do_not_repeat_each_others_ids() -> None:
     child_ids = set(os.read(read, 100_000).decode().split(","))
     parent_ids = {new_request_id() for _ in range(100)}
     assert len(child_ids) == 100 and not child_ids & parent_ids
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U",
+        b"sk-proj-AbCdEf0123456789GhIjKlMnOpQrStUvWx",
+        b"ghp_AbCdEfGhIjKlMnOpQrStUvWxYz0123456789",
+    ],
+)
+def test_an_id_shaped_like_a_credential_is_replaced_not_echoed(raw: bytes) -> None:
+    rid = accept_or_new(raw)
+    assert rid.encode() != raw and len(rid) == 32

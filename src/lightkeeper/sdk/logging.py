@@ -204,6 +204,7 @@ def configure_logging(settings: Settings, *, force: bool = False, stream: IO[byt
         _pipeline = ([*processors, _render], writer)
         _min_level = level
         _access = _AccessLine(settings, writer)
+        _refresh_fast_line()
         structlog.configure(
             processors=[*processors, _render],
             wrapper_class=structlog.make_filtering_bound_logger(level),
@@ -309,13 +310,15 @@ class _AccessLine:
     Identity, level and event are the same for every request of one (method, route,
     status): they are rendered once and cached; per request only the path, duration,
     client, user agent, request id and timestamp are serialised, and only the
-    client-controlled ones are redacted. The result parses to exactly what the general
-    pipeline (`emit`) produces for the same event (tested), and `access()` falls back
-    to that pipeline whenever it could not be equivalent.
+    client-controlled ones are redacted (values already seen clean cost one set or
+    dict lookup). The result parses to exactly what the general pipeline (`emit`)
+    produces for the same event (tested), and `access()` falls back to that pipeline
+    whenever it could not be equivalent.
     """
 
     def __init__(self, settings: Settings, writer: _LineWriter) -> None:
-        self.writer = writer
+        self.write = writer._write
+        self.flush = writer._flush
         self.sample_rate = settings.log_info_sample_rate
         self.identity = {
             "service": settings.service,
@@ -323,30 +326,74 @@ class _AccessLine:
             "version": settings.version,
         }
         self.prefixes: dict[tuple[str, str, int], bytes] = {}
+        self.agents: dict[bytes, str] = {}  # raw User-Agent -> decoded, when clean
         self.dropped: Any = None
 
-    def prefix(self, method: str, route: str, status: int, level: str) -> bytes:
-        key = (method, route, status)
-        found = self.prefixes.get(key)
-        if found is None:
-            head = {
-                "event": "http_request",
-                "method": method,
-                "route": route,
-                "status_code": status,
-                "level": level,
-                **self.identity,
-            }
-            found = orjson.dumps(head)[:-1] + b","  # open object, ready for the rest
-            if len(self.prefixes) < 10_000:  # bounded by routes x methods x statuses anyway
-                self.prefixes[key] = found
+    def prefix(self, method: str, route: str, status: int) -> bytes:
+        head = {
+            "event": "http_request",
+            "method": method,
+            "route": route,
+            "status_code": status,
+            "level": "info",
+            **self.identity,
+        }
+        found = orjson.dumps(head)[:-1] + b","  # open object, ready for the rest
+        if len(self.prefixes) < 10_000:  # bounded by routes x methods x statuses anyway
+            self.prefixes[(method, route, status)] = found
         return found
+
+    def agent(self, raw: bytes) -> str:
+        text = decode_agent(raw)
+        clean = _redact_field(text)
+        if clean is text:
+            if len(self.agents) >= 1024:
+                self.agents.clear()
+            self.agents[raw] = text
+        return clean
+
+    def drop(self) -> None:
+        if self.dropped is None:
+            self.dropped = family(catalogue.LOG_EVENTS_SAMPLED_OUT).labels("info")
+        self.dropped.inc()
+
+
+def decode_agent(raw: bytes) -> str:
+    """The logged form of a raw User-Agent header: at most 256 bytes, never fails."""
+    return raw[:256].decode("latin-1")
+
+
+def _refresh_fast_line() -> None:
+    """The fast line is used only while it can equal the general pipeline's output."""
+    global _fast
+    plain = not _captures and not _extra_processors and _min_level <= logging.INFO
+    _fast = _access if plain else None
+
+
+def start_capture(sink: list[dict[str, Any]]) -> None:
+    _captures.append(sink)
+    _refresh_fast_line()
+
+
+def stop_capture(sink: list[dict[str, Any]]) -> None:
+    _captures.remove(sink)
+    _refresh_fast_line()
 
 
 _access: _AccessLine | None = None
+_fast: _AccessLine | None = None
 _redact_field = redact.redact_field
+_seen_clean = redact.FIELDS_SEEN_CLEAN
 _random = random.random
-_IP_CHARS = "0123456789abcdefABCDEF.:[]%"
+_time_ns = time.time_ns
+_dumps = orjson.dumps
+_NEWLINE = orjson.OPT_APPEND_NEWLINE
+_OTHER: Any = object()
+# structlog's bind_contextvars registry: once the app uses it, lines need the merge.
+# If structlog ever stops exposing it, assume it is in use (the general path).
+_structlog_vars: Any = getattr(structlog_contextvars, "_CONTEXT_VARS", None)
+if not isinstance(_structlog_vars, dict):
+    _structlog_vars = {"unknown": True}
 
 
 def access(
@@ -356,23 +403,20 @@ def access(
     path: str,
     duration_ms: float,
     client_ip: str | None,
-    user_agent: str | None,
+    user_agent: bytes | None,
+    request_id: str | None = None,
 ) -> None:
-    """Log the request line; the request hot path calls this once per request."""
-    level = "error" if status >= 500 else "info"
-    fast = _access
+    """Log the request line; the request hot path calls this once per request.
+
+    `request_id` is the id the middleware put in the context: ids from
+    `lightkeeper.sdk.request_id` are known clean and are not scanned again.
+    """
+    fast = _fast
     ctx = _request_context.get()
-    if (
-        fast is None
-        or _captures
-        or _extra_processors
-        or _LEVELS[level] < _min_level
-        or ctx is None
-        or len(ctx) != 1
-        or getattr(structlog_contextvars, "_CONTEXT_VARS", True)
-    ):
+    rid = ctx.get("request_id", _OTHER) if ctx is not None and len(ctx) == 1 else _OTHER
+    if fast is None or status >= 500 or rid is _OTHER or _structlog_vars:
         emit(
-            level,
+            "error" if status >= 500 else "info",
             {
                 "event": "http_request",
                 "method": method,
@@ -381,36 +425,39 @@ def access(
                 "status_code": status,
                 "duration_ms": duration_ms,
                 "client_ip": client_ip,
-                "user_agent": user_agent,
+                "user_agent": decode_agent(user_agent) if user_agent else None,
             },
         )
         return
-    if fast.sample_rate < 1.0 and level == "info" and _random() >= fast.sample_rate:
-        if fast.dropped is None:
-            fast.dropped = family(catalogue.LOG_EVENTS_SAMPLED_OUT).labels("info")
-        fast.dropped.inc()
+    if fast.sample_rate < 1.0 and _random() >= fast.sample_rate:
+        fast.drop()
         return
-    now = time.time_ns()
+    seen = _seen_clean
+    if user_agent:
+        agent = fast.agents.get(user_agent)
+        if agent is None:
+            agent = fast.agent(user_agent)
+    else:
+        agent = None
+    now = _time_ns()
     sec = now // 1_000_000_000
     cache = _ts_cache
     if sec != cache[0]:
         cache[1] = time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(sec))
         cache[0] = sec
-    rid = ctx.get("request_id")
-    tail = orjson.dumps(
+    tail = _dumps(
         {
-            "path": _redact_field(path),
+            "path": path if path in seen else _redact_field(path),
             "duration_ms": duration_ms,
-            # an address (what servers put in the ASGI scope) cannot hold a secret
-            "client_ip": client_ip
-            if client_ip is None or not client_ip.strip(_IP_CHARS)
-            else _redact_field(client_ip),
-            "user_agent": user_agent if user_agent is None else _redact_field(user_agent),
-            "request_id": rid if not isinstance(rid, str) else _redact_field(rid),
+            "client_ip": client_ip if client_ip is None or client_ip in seen else _redact_field(client_ip),
+            "user_agent": agent,
+            "request_id": rid if rid is request_id or rid.__class__ is not str else _redact_field(rid),
             "timestamp": cache[1] + str(now // 1000 % 1_000_000).zfill(6) + "Z",
             "trace_id": None,
             "span_id": None,
         },
-        option=orjson.OPT_APPEND_NEWLINE,
+        option=_NEWLINE,
     )
-    fast.writer.msg(fast.prefix(method, route, status, level) + tail[1:])
+    prefix = fast.prefixes.get((method, route, status))
+    fast.write((prefix or fast.prefix(method, route, status)) + tail[1:])
+    fast.flush()

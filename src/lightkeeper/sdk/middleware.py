@@ -23,9 +23,10 @@ from lightkeeper.sdk.catalogue import MAX_LABEL_VALUE_LENGTH
 from lightkeeper.sdk.context import _request_context
 from lightkeeper.sdk.logging import access, emit
 from lightkeeper.sdk.metrics import family
-from lightkeeper.sdk.runtime import Runtime
+from lightkeeper.sdk.runtime import EXCLUDED, Runtime
 
 _perf = time.perf_counter
+_new_request_id = request_id.new_request_id
 _KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"})
 _INTERNAL_ERROR = b'{"detail":"Internal Server Error"}'
 _fallback_log = logging.getLogger("lightkeeper")
@@ -36,35 +37,45 @@ _MAX_PATH = 2 * MAX_LABEL_VALUE_LENGTH
 # and their fast-path updaters. Shared by every instrumented app in the process (the
 # families are process-wide too). Keys are bounded: method x route template x status.
 class _Series:
-    __slots__ = (
-        "count",
-        "duration",
-        "duration_parts",
-        "request_size",
-        "request_size_parts",
-        "response_size",
-        "response_size_parts",
-    )
+    __slots__ = ("count", "duration", "fast", "request_size", "response_size")
 
     def __init__(self, method: str, route: str, status: int) -> None:
-        self.count = fastpath.counter_add(family(catalogue.HTTP_REQUESTS).labels(method, route, str(status)))
+        self.count = family(catalogue.HTTP_REQUESTS).labels(method, route, str(status))
         self.duration = family(catalogue.HTTP_REQUEST_DURATION).labels(method, route)
-        self.duration_parts = fastpath.histogram_parts(self.duration)
         self.request_size = family(catalogue.HTTP_REQUEST_SIZE).labels(route)
-        self.request_size_parts = fastpath.histogram_parts(self.request_size)
         self.response_size = family(catalogue.HTTP_RESPONSE_SIZE).labels(route)
-        self.response_size_parts = fastpath.histogram_parts(self.response_size)
+        duration = fastpath.histogram_parts(self.duration)
+        request_size = fastpath.histogram_parts(self.request_size)
+        response_size = fastpath.histogram_parts(self.response_size)
+        # One flat tuple the request path unpacks in a single step; None when
+        # prometheus-client's internals are not the expected shape (public API then).
+        self.fast: tuple[Any, ...] | None = None
+        if duration and request_size and response_size:
+            self.fast = (fastpath.counter_add(self.count), *duration, *request_size, *response_size)
+
+    def observe(self, elapsed: float, exemplar: Any, received: int, sent: int) -> None:
+        """The same updates through prometheus-client's public API (the slow path)."""
+        self.count.inc()
+        self.duration.observe(elapsed, exemplar)
+        self.request_size.observe(received)
+        self.response_size.observe(sent)
 
 
 _series: dict[tuple[str, str, int], _Series] = {}
 
 
-def _series_for(method: str, route: str, status: int) -> _Series:
-    key = (method, route, status)
-    found = _series.get(key)
-    if found is None:
-        found = _series[key] = _Series(method, route, status)
+def _new_series(method: str, route: str, status: int) -> _Series:
+    found = _series[(method, route, status)] = _Series(method, route, status)
     return found
+
+
+def _body_size(raw: bytes) -> int:
+    """Content-Length as sent; malformed or negative counts as 0."""
+    try:
+        size = int(raw)
+    except ValueError:
+        return 0
+    return size if size > 0 else 0
 
 
 class LightkeeperMiddleware:
@@ -81,27 +92,20 @@ class LightkeeperMiddleware:
             await self.app(scope, receive, send)
             return
         rt = self.rt
-        rid_name = rt.request_id_header_lower
-        raw_rid = raw_len = user_agent = None
-        for key, value in scope["headers"]:
-            if key == rid_name:
-                raw_rid = value
-            elif key == b"content-length":
-                raw_len = value
-            elif key == b"user-agent":
-                user_agent = value
-        rid = request_id.accept_or_new(raw_rid)
+        # One C-level pass over the headers; a repeated header keeps its last value.
+        headers = dict(scope["headers"])
+        raw_rid = headers.get(rt.request_id_header_lower)
+        rid = _new_request_id() if raw_rid is None else request_id.accept_or_new(raw_rid)
         rid_pair = (rt.request_id_header_bytes, rid.encode())
 
-        path = scope["path"]
-        special = rt.special_paths.get(path)
-        if special is not None:
-            await rt.serve_special(special, scope, send, rid_pair)
+        kind = rt.path_kinds.get(scope["path"])
+        if kind is not None and kind != EXCLUDED:
+            await rt.serve_special(kind, scope, send, rid_pair)
             return
+        tracked = kind is None
 
         token = _request_context.set({"request_id": rid})
         start = _perf()
-        tracked = path not in rt.excluded_paths
         inflight = rt.inflight
         key = id(scope)
         base_root = scope.get("root_path", "")
@@ -109,33 +113,39 @@ class LightkeeperMiddleware:
             inflight[key] = (scope, base_root)
         tracing = rt.tracing  # lightkeeper.sdk.tracing: the request's server span, when on
         trace_span = tracing.start(scope, rid) if tracing is not None and tracked else None
-        # state: [status, bytes sent, first chunk time, finished]
-        state: list[Any] = [0, 0, 0.0, False]
+        status = sent = 0
+        first_chunk = 0.0
+        finished = False
 
         def send_wrapper(message: dict[str, Any]) -> Any:
             # A plain function returning the server's awaitable: one coroutine frame
             # fewer per message than an `async def` wrapper.
+            nonlocal status, sent, first_chunk, finished
             kind = message["type"]
             if kind == "http.response.start":
-                state[0] = message["status"]
-                message = message.copy()
-                message["headers"] = [*message.get("headers", ()), rid_pair]
+                status = message["status"]
+                # A copy: the app may send the same header list again (a cached response).
+                message = {**message, "headers": [*message.get("headers", ()), rid_pair]}
             elif kind == "http.response.body":
-                state[1] += len(message.get("body", b""))
-                if message.get("more_body", False):
-                    if not state[2]:
-                        state[2] = _perf()
-                elif not state[3]:
-                    state[3] = True
+                body = message.get("body")
+                if body:
+                    sent += len(body)
+                if message.get("more_body"):
+                    if not first_chunk:
+                        first_chunk = _perf()
+                elif not finished:
+                    finished = True
                     if tracked:
-                        self._record(scope, base_root, start, state, raw_len, user_agent, trace_span)
+                        self._record(
+                            scope, base_root, start, status, sent, first_chunk, headers, rid, trace_span
+                        )
             return send(message)
 
         try:
             await self.app(scope, receive, send_wrapper)
         except Exception as exc:
             self._on_exception(exc, scope, base_root, tracked)
-            if not state[0]:
+            if not status:
                 await send_wrapper(
                     {
                         "type": "http.response.start",
@@ -150,13 +160,13 @@ class LightkeeperMiddleware:
         finally:
             if tracked:
                 inflight.pop(key, None)
-                if not state[3]:
+                if not finished:
                     # The client went away or the app returned without finishing its
                     # response: still count the request (499, as nginx does).
-                    state[3] = True
-                    if not state[0]:
-                        state[0] = 499
-                    self._record(scope, base_root, start, state, raw_len, user_agent, trace_span)
+                    finished = True
+                    self._record(
+                        scope, base_root, start, status or 499, sent, first_chunk, headers, rid, trace_span
+                    )
             if trace_span is not None:
                 trace_span.end()  # after _on_exception, so the span carries the exception
             _request_context.reset(token)
@@ -166,50 +176,46 @@ class LightkeeperMiddleware:
         scope: dict[str, Any],
         base_root: str,
         start: float,
-        state: list[Any],
-        raw_len: bytes | None,
-        user_agent: bytes | None,
-        trace_span: Any = None,
+        status: int,
+        sent: int,
+        first_chunk: float,
+        headers: dict[bytes, bytes],
+        rid: str,
+        trace_span: Any,
     ) -> None:
-        end = _perf()
-        elapsed = end - start
+        elapsed = _perf() - start
         rt = self.rt
         route = rt.resolver.template(scope, base_root)
         method = scope["method"]
         if method not in _KNOWN_METHODS:
             method = "OTHER"
-        status = state[0]
-        series = _series_for(method, route, status)
+        series = _series.get((method, route, status)) or _new_series(method, route, status)
         # The span is named after the route here; a sampled one gives the exemplar.
         exemplar = trace_span.response(method, route, status) if trace_span is not None else None
-        series.count(1.0)
-        # fastpath.observe() inlined: on this path a call costs as much as the update.
-        parts = series.duration_parts
-        if exemplar or parts is None:
-            series.duration.observe(elapsed, exemplar)
+        raw_len = headers.get(b"content-length")
+        received = _body_size(raw_len) if raw_len else 0
+        fast = series.fast
+        if fast is None or exemplar:
+            series.observe(elapsed, exemplar, received, sent)
         else:
-            parts[0](elapsed)
-            parts[1][_bisect(parts[2], elapsed)](1.0)
-        size = 0
-        if raw_len is not None:
-            try:
-                size = int(raw_len)
-            except ValueError:
-                size = 0
-        parts = series.request_size_parts
-        if parts is None:
-            series.request_size.observe(size)
-        else:
-            parts[0](size)
-            parts[1][_bisect(parts[2], size)](1.0)
-        parts = series.response_size_parts
-        if parts is None:
-            series.response_size.observe(state[1])
-        else:
-            parts[0](state[1])
-            parts[1][_bisect(parts[2], state[1])](1.0)
-        if state[2]:
-            rt.ttfb(method, route).observe(state[2] - start)
+            # fastpath.observe() inlined: on this path a call costs as much as the
+            # update. A zero adds nothing to a sum, and lands in the first bucket.
+            count, d_sum, d_buckets, d_bounds, q_sum, q_buckets, q_bounds, r_sum, r_buckets, r_bounds = fast
+            count(1.0)
+            d_sum(elapsed)
+            d_buckets[_bisect(d_bounds, elapsed)](1.0)
+            if received:
+                q_sum(received)
+                q_buckets[_bisect(q_bounds, received)](1.0)
+            else:
+                q_buckets[0](1.0)
+            if sent:
+                r_sum(sent)
+                r_buckets[_bisect(r_bounds, sent)](1.0)
+            else:
+                r_buckets[0](1.0)
+        if first_chunk:
+            rt.ttfb(method, route).observe(first_chunk - start)
         if rt.access_log:
             client = scope.get("client")
             access(
@@ -217,9 +223,10 @@ class LightkeeperMiddleware:
                 route,
                 status,
                 scope["path"][:_MAX_PATH],
-                round(elapsed * 1000.0, 3),
+                elapsed * 1_000_000.0 // 1.0 / 1000.0,  # whole microseconds, in ms
                 client[0] if client else None,
-                user_agent[:256].decode("latin-1") if user_agent else None,
+                headers.get(b"user-agent"),
+                rid,
             )
 
     def _on_exception(self, exc: Exception, scope: dict[str, Any], base_root: str, tracked: bool) -> None:

@@ -544,10 +544,28 @@ def _redact_str(text: str) -> str:
     return _scan_and_remember(text)
 
 
+FIELDS_SEEN_CLEAN: Final[set[str]] = set()
+"""Request-line values (paths, user agents, client addresses) already found clean.
+
+Unlike `_CLEAN`, this also keeps values the cheap tests settle: a path or an address
+repeats on every request, and one set lookup is cheaper than settling it again. The
+request hot path tests membership itself before calling `redact_field`. Only clean
+values are kept, so it never holds a secret; it is emptied when it fills and when
+the options change (never rebound, so a reference to it stays valid).
+"""
+
+
 def redact_field(text: str) -> str:
-    """`redact_text` for short values that repeat (paths, user agents, ids): strings
-    already found clean cost one set lookup. The request line uses it per request."""
-    return _redact_str(text)
+    """`redact_text` for short values that repeat (paths, user agents, addresses)."""
+    if text in FIELDS_SEEN_CLEAN:
+        return text
+    result = _redact_str(text)
+    if result == text and len(text) <= _CLEAN_MAX_LEN:
+        if len(FIELDS_SEEN_CLEAN) >= _CLEAN_MAX:
+            FIELDS_SEEN_CLEAN.clear()
+        FIELDS_SEEN_CLEAN.add(text)
+        return text
+    return result
 
 
 def _scan_and_remember(text: str) -> str:
@@ -579,6 +597,7 @@ def configure(*, redact_emails: bool = False) -> None:
     _redact_emails = redact_emails
     _CLEAN.clear()
     _LAST_CLEAN.clear()
+    FIELDS_SEEN_CLEAN.clear()
 
 
 # ------------------------------------------------------------------ structures

@@ -23,6 +23,8 @@ from lightkeeper.sdk.metrics import family
 from lightkeeper.sdk.routes import RouteResolver
 from lightkeeper.sdk.settings import Settings
 
+EXCLUDED = "excluded"
+
 
 class Runtime:
     def __init__(self, settings: Settings, checks: Iterable[Any]) -> None:
@@ -35,13 +37,17 @@ class Runtime:
         self.request_id_header_bytes = settings.request_id_header.encode("ascii")
         self.access_log = settings.access_log
         health = settings.health_path
-        self.special_paths: dict[str, str] = {
-            settings.metrics_path: "metrics",
-            health: "health",
-            f"{health}/live": "live",
-            f"{health}/ready": "ready",
-        }
-        self.excluded_paths = frozenset(settings.excluded_paths)
+        # path -> what the middleware does with it: EXCLUDED (served by the app, not
+        # measured) or an endpoint Lightkeeper answers itself; absent: measured.
+        self.path_kinds: dict[str, str] = dict.fromkeys(settings.excluded_paths, EXCLUDED)
+        self.path_kinds.update(
+            {
+                settings.metrics_path: "metrics",
+                health: "health",
+                f"{health}/live": "live",
+                f"{health}/ready": "ready",
+            }
+        )
         self.identity = {
             "service": settings.service,
             "environment": settings.environment,
