@@ -9,7 +9,10 @@ directly as an ASGI app (no sockets), sequentially, N requests per block. Rounds
 interleaved (every variant once per round, shuffled), and the overhead of a variant
 is the median over rounds of (variant - bare) in the same round, so machine drift
 hits everyone alike. Under real sockets, each variant is served by uvicorn
-(uvloop + httptools, one worker) and driven by `wrk` on 127.0.0.1.
+(uvloop + httptools, one worker) and driven by `wrk` on 127.0.0.1: all servers start
+once, rounds are interleaved, the server runs on CPU 0 and wrk on CPU 1 (`--no-pin`
+lets the scheduler choose), and the throughput ratio is the median over rounds of
+variant / bare in the same round. Server CPU time per request is reported beside it.
 
 The report prints the targets of issue 2 as ratios against the anchors measured in
 the same run. This is a benchmark, not a test: it never fails on a slow machine.
@@ -167,38 +170,98 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wrk_run(name: str, seconds: int) -> dict[str, float]:
-    port = _free_port()
-    proc = subprocess.Popen([sys.executable, __file__, "--serve", name, "--port", str(port)], cwd=str(ROOT))
-    try:
-        deadline = time.monotonic() + 30
+def _pinned(cpu: int | None) -> Any:
+    """preexec_fn putting a child on one CPU: the server and wrk then never share a
+    core or trade places mid-run, which on a two-core machine is most of the noise."""
+    if cpu is None:
+        return None
+    return lambda: os.sched_setaffinity(0, {cpu})
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class Server:
+    """One variant under uvicorn for the whole wrk phase (started once, warmed once)."""
+
+    def __init__(self, name: str, cpu: int | None) -> None:
+        self.port = _free_port()
+        self.proc = subprocess.Popen(
+            [sys.executable, __file__, "--serve", name, "--port", str(self.port)],
+            cwd=str(ROOT),
+            preexec_fn=_pinned(cpu),
+        )
+
+    def wait_ready(self) -> None:
+        deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
-                break
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port), 0.2):
+                return
             time.sleep(0.1)
-        subprocess.run(
-            ["wrk", "-t1", "-c2", "-d1s", f"http://127.0.0.1:{port}{ITEM_PATH}"],
-            capture_output=True,
-            check=False,
-        )  # warm-up
-        out = subprocess.run(
-            ["wrk", "-t1", "-c2", f"-d{seconds}s", "--latency", f"http://127.0.0.1:{port}{ITEM_PATH}"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+        raise SystemExit(f"uvicorn on port {self.port} did not come up")
+
+    def close(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+
+
+def wrk_once(server: Server, seconds: int, cpu: int | None) -> dict[str, float]:
+    cpu0 = _cpu_seconds(server.proc.pid)
+    out = subprocess.run(
+        ["wrk", "-t1", "-c2", f"-d{seconds}s", "--latency", f"http://127.0.0.1:{server.port}{ITEM_PATH}"],
+        capture_output=True,
+        text=True,
+        check=True,
+        preexec_fn=_pinned(cpu),
+    ).stdout
+    cpu_used = _cpu_seconds(server.proc.pid) - cpu0
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    total = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
     p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)", out)
     scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}
-    return {"rps": rps, "p99_ms": float(p99.group(1)) * scale[p99.group(2)] if p99 else float("nan")}
+    return {
+        "rps": rps,
+        "p99_ms": float(p99.group(1)) * scale[p99.group(2)] if p99 else float("nan"),
+        "cpu_us": cpu_used / max(total, 1) * 1e6,
+    }
+
+
+WrkResults = dict[str, list[dict[str, float]]]
+
+
+def wrk_phase(names: list[str], args: argparse.Namespace, rng: random.Random) -> WrkResults:
+    """Every server up at once; rounds interleaved in a shuffled order, so drift of
+    the machine hits each variant alike and ratios can be taken round by round."""
+    server_cpu, wrk_cpu = (0, 1) if args.pin and (os.cpu_count() or 1) >= 2 else (None, None)
+    servers = {n: Server(n, server_cpu) for n in names}
+    results: dict[str, list[dict[str, float]]] = {n: [] for n in names}
+    try:
+        for server in servers.values():
+            server.wait_ready()
+        for server in servers.values():
+            wrk_once(server, 2, wrk_cpu)  # warm-up, not recorded
+        for r in range(args.wrk_rounds):
+            order = names[:]
+            rng.shuffle(order)
+            for n in order:
+                results[n].append(wrk_once(servers[n], args.wrk_seconds, wrk_cpu))
+            print(f"wrk round {r + 1}/{args.wrk_rounds} done", file=sys.stderr)
+    finally:
+        for server in servers.values():
+            server.close()
+    return results
 
 
 # ---------------------------------------------------------------- report
 def _median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
+
+
+def wrk_ratio(wrk: dict[str, list[dict[str, float]]], name: str) -> float:
+    """Median over rounds of (variant req/s / bare req/s in the same round)."""
+    return _median([x["rps"] / b["rps"] for x, b in zip(wrk[name], wrk["bare"], strict=True)])
 
 
 def run(args: argparse.Namespace) -> str:
@@ -230,19 +293,13 @@ def run(args: argparse.Namespace) -> str:
 
     wrk: dict[str, list[dict[str, float]]] = {n: [] for n in names}
     if not args.no_wrk and shutil.which("wrk"):
-        for r in range(args.wrk_rounds):
-            order = names[:]
-            rng.shuffle(order)
-            for n in order:
-                wrk[n].append(wrk_run(n, args.wrk_seconds))
-            print(f"wrk round {r + 1}/{args.wrk_rounds} done", file=sys.stderr)
+        wrk = wrk_phase(names, args, rng)
 
     lines = [
         "| variant | µs/request | overhead µs | CPU overhead µs | failing request overhead µs | "
-        "wrk req/s | ratio to bare | wrk p99 ms |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "wrk req/s | ratio to bare | server CPU µs/req under wrk | wrk p99 ms |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    bare_rps = _median([x["rps"] for x in wrk["bare"]])
     for n in names:
         rps = _median([x["rps"] for x in wrk[n]])
         p99 = _median([x["p99_ms"] for x in wrk[n]])
@@ -251,7 +308,8 @@ def run(args: argparse.Namespace) -> str:
             f"| {n} | {_median(item[n]):.1f} | {oh} | "
             f"{'-' if n == 'bare' else f'{overhead(cpu, n):.1f}'} | "
             f"{'-' if n == 'bare' else f'{overhead(fail, n):.1f}'} | "
-            f"{rps:.0f} | {rps / bare_rps:.2f} | {p99:.2f} |"
+            f"{rps:.0f} | {wrk_ratio(wrk, n):.2f} | "
+            f"{_median([x['cpu_us'] for x in wrk[n]]):.1f} | {p99:.2f} |"
         )
     lines.append("")
     lines += _targets(names, item, fail, wrk, overhead)
@@ -261,7 +319,9 @@ def run(args: argparse.Namespace) -> str:
         f"Overhead benchmark, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
         f"{os.cpu_count()} CPUs, Python {sys.version.split()[0]}; {args.rounds} interleaved rounds x "
         f"{args.requests} requests (GET {ITEM_PATH}) and {args.fail_requests} (GET {FAIL_PATH}); "
-        f"wrk -t1 -c2 -d{args.wrk_seconds}s x {args.wrk_rounds} rounds."
+        f"wrk -t1 -c2 -d{args.wrk_seconds}s x {args.wrk_rounds} interleaved rounds"
+        f"{' (server on CPU 0, wrk on CPU 1)' if args.pin and (os.cpu_count() or 1) >= 2 else ''}; "
+        "wrk ratio = median over rounds of variant / bare in the same round."
     )
     return header + "\n\n" + "\n".join(lines) + "\n"
 
@@ -284,7 +344,7 @@ def _targets(
     out.append(f"- lightkeeper / pfi overhead = {ratio('lightkeeper', 'pfi', item)} (target <= 0.50)")
     out.append(f"- lightkeeper / stack overhead = {ratio('lightkeeper', 'stack', item)} (target <= 0.10)")
     if wrk.get("lightkeeper") and wrk.get("bare"):
-        lk = _median([x["rps"] for x in wrk["lightkeeper"]]) / _median([x["rps"] for x in wrk["bare"]])
+        lk = wrk_ratio(wrk, "lightkeeper")
         out.append(f"- lightkeeper wrk throughput / bare = {lk:.2f} (target >= 0.90)")
     for name, anchor, series, target, what in (
         ("lightkeeper_all_10", "stack", item, "0.25", "all signals at 10 % sampling / stack"),
@@ -305,7 +365,10 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--no-wrk", action="store_true")
     ap.add_argument("--wrk-seconds", type=int, default=10)
-    ap.add_argument("--wrk-rounds", type=int, default=3)
+    ap.add_argument("--wrk-rounds", type=int, default=5)
+    ap.add_argument(
+        "--no-pin", dest="pin", action="store_false", help="let the scheduler place the server and wrk"
+    )
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--quick", action="store_true", help="small N, 2 rounds, 3 s wrk")
     ap.add_argument("--out", type=Path, help="also write the report to this file")

@@ -14,11 +14,17 @@ from lightkeeper.testing import capture_logs
 
 JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U"
 CASES = [
-    ("GET", "/items/{item_id}", 200, "/items/42", 1.234, "127.0.0.1", "curl/8.0"),
-    ("POST", "/api/items", 201, "/api/items", 12.5, None, None),
-    ("GET", "/reset/{token}", 500, f"/reset/{JWT}", 3.0, "10.0.0.1", f"agent Bearer {JWT}"),
-    ("DELETE", "<unmatched>", 404, "/wp-admin/?password=hunter2-secret", 0.2, "::1", "scanner"),
+    ("GET", "/items/{item_id}", 200, "/items/42", 1234, "127.0.0.1", "curl/8.0"),
+    ("POST", "/api/items", 201, "/api/items", 12500, None, None),
+    ("GET", "/reset/{token}", 500, f"/reset/{JWT}", 3000, "10.0.0.1", f"agent Bearer {JWT}"),
+    ("DELETE", "<unmatched>", 404, "/wp-admin/?password=hunter2-secret", 200, "::1", "scanner"),
+    ("GET", "/q", 200, '/q?a="quoted"\\back\u00e9\u2603', 7, "2001:db8::1", 'ag\u00e9nt "x" \\ \x7f'),
+    ("PUT", "/z", 200, "/z", 0, "10.0.0.2", ""),
+    ("GET", "/slow", 200, "/slow", 12_345_678_901, "10.0.0.3", "ua"),
 ]
+
+
+RID = "0af7651916cd43dd8448eb211c80319c"  # an id as the middleware issues them
 
 
 def lines(out: io.BytesIO) -> list[dict]:
@@ -34,8 +40,16 @@ def test_fast_line_equals_the_general_pipeline(case: tuple) -> None:
     method, route, status, path, duration, client, agent = case
     out = io.BytesIO()
     lk_logging.configure_logging(load_settings(service="svc", environment="prod", version="2"), stream=out)
-    with scoped(request_id="rid-123"):
-        lk_logging.access(method, route, status, path, duration, client, agent.encode() if agent else None)
+    rid = "rid-123"
+    with scoped(request_id=rid):
+        raw_agent = agent.encode("latin-1") if agent is not None else None
+        general = lk_logging.emit
+        if status < 500:  # the fast line must not fall back to the pipeline it is compared with
+            lk_logging.emit = None  # type: ignore[assignment]
+        try:
+            lk_logging.access(method, route, status, path, duration, client, raw_agent, rid)
+        finally:
+            lk_logging.emit = general
         lk_logging.emit(
             "error" if status >= 500 else "info",
             {
@@ -44,9 +58,9 @@ def test_fast_line_equals_the_general_pipeline(case: tuple) -> None:
                 "route": route,
                 "path": path,
                 "status_code": status,
-                "duration_ms": duration,
+                "duration_ms": duration / 1000,
                 "client_ip": client,
-                "user_agent": agent,
+                "user_agent": agent or None,
             },
         )
     fast, general = lines(out)
@@ -58,22 +72,22 @@ def test_fast_line_equals_the_general_pipeline(case: tuple) -> None:
 def test_extra_request_context_and_captures_take_the_general_path() -> None:
     out = io.BytesIO()
     lk_logging.configure_logging(load_settings(), stream=out)
-    with scoped(request_id="rid-1"):
+    with scoped(request_id=RID):
         bind(plan="pro", api_key="sk-proj-AbCdEf0123456789GhIjKlMnOpQrStUvWx")
-        lk_logging.access("GET", "/x", 200, "/x", 1.0, None, None)
+        lk_logging.access("GET", "/x", 200, "/x", 1000, None, None, RID)
         with capture_logs() as captured:
-            lk_logging.access("GET", "/y", 200, "/y", 1.0, None, None)
+            lk_logging.access("GET", "/y", 200, "/y", 1000, None, None, RID)
     (line,) = lines(out)
     assert line["plan"] == "pro" and line["api_key"] != "sk-proj-AbCdEf0123456789GhIjKlMnOpQrStUvWx"
-    assert captured[0]["path"] == "/y" and captured[0]["request_id"] == "rid-1"
+    assert captured[0]["path"] == "/y" and captured[0]["request_id"] == RID
 
 
 def test_the_log_level_applies_to_the_access_line() -> None:
     out = io.BytesIO()
     lk_logging.configure_logging(load_settings(log_level="WARNING"), stream=out)
-    with scoped(request_id="rid-2"):
-        lk_logging.access("GET", "/ok", 200, "/ok", 1.0, None, None)
-        lk_logging.access("GET", "/bad", 503, "/bad", 1.0, None, None)
+    with scoped(request_id=RID):
+        lk_logging.access("GET", "/ok", 200, "/ok", 1000, None, None, RID)
+        lk_logging.access("GET", "/bad", 503, "/bad", 1000, None, None, RID)
     assert [line["path"] for line in lines(out)] == ["/bad"]
     lk_logging.configure_logging(load_settings(), stream=io.BytesIO())
 
@@ -84,11 +98,11 @@ def test_info_sampling_applies_to_the_fast_line_and_counts_what_it_drops() -> No
 
     out = io.BytesIO()
     lk_logging.configure_logging(load_settings(log_info_sample_rate=0.1), stream=out)
-    with scoped(request_id="rid-3"), capture_metrics() as delta:
+    with scoped(request_id=RID), capture_metrics() as delta:
         for _ in range(2000):
-            lk_logging.access("GET", "/ok", 200, "/ok", 1.0, None, None)
+            lk_logging.access("GET", "/ok", 200, "/ok", 1000, None, None, RID)
         for _ in range(20):
-            lk_logging.access("GET", "/bad", 500, "/bad", 1.0, None, None)
+            lk_logging.access("GET", "/bad", 500, "/bad", 1000, None, None, RID)
     got = lines(out)
     kept = len([line for line in got if line["path"] == "/ok"])
     assert 100 < kept < 320
@@ -105,8 +119,8 @@ def test_values_seen_before_are_redacted_the_second_time_too() -> None:
     path = "/reset?password=hunter2-secret"
     with scoped(request_id="rid-4"):
         for _ in range(3):
-            lk_logging.access("GET", "/reset", 200, path, 1.0, "10.0.0.7", agent, "rid-4")
-            lk_logging.access("GET", "/ok", 200, "/ok", 1.0, "10.0.0.7", b"curl/8.0", "rid-4")
+            lk_logging.access("GET", "/reset", 200, path, 1000, "10.0.0.7", agent, "rid-4")
+            lk_logging.access("GET", "/ok", 200, "/ok", 1000, "10.0.0.7", b"curl/8.0", "rid-4")
     text = out.getvalue().decode()
     assert JWT not in text and "hunter2-secret" not in text
     got = lines(out)
@@ -120,6 +134,15 @@ def test_a_request_id_rebound_by_the_app_is_redacted_like_any_value() -> None:
     lk_logging.configure_logging(load_settings(), stream=out)
     with scoped(request_id="rid-5"):
         bind(request_id=JWT)  # the app replaced the id with something secret-shaped
-        lk_logging.access("GET", "/x", 200, "/x", 1.0, None, None, "rid-5")
+        lk_logging.access("GET", "/x", 200, "/x", 1000, None, None, "rid-5")
     (line,) = lines(out)
     assert JWT not in out.getvalue().decode() and line["request_id"] == "[REDACTED]"
+
+
+def test_a_duration_that_is_not_whole_microseconds_still_gives_valid_json() -> None:
+    out = io.BytesIO()
+    lk_logging.configure_logging(load_settings(), stream=out)
+    with scoped(request_id=RID):
+        lk_logging.access("GET", "/f", 200, "/f", 1.5, None, None, RID)  # type: ignore[arg-type]
+    (line,) = lines(out)
+    assert line["duration_ms"] == 0.0015 and line["request_id"] == RID

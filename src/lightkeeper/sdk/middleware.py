@@ -223,7 +223,7 @@ class LightkeeperMiddleware:
                 route,
                 status,
                 scope["path"][:_MAX_PATH],
-                elapsed * 1_000_000.0 // 1.0 / 1000.0,  # whole microseconds, in ms
+                int(elapsed * 1_000_000.0),  # whole microseconds
                 client[0] if client else None,
                 headers.get(b"user-agent"),
                 rid,

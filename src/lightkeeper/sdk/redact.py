@@ -30,7 +30,7 @@ its trigger (``://``, ``eyJ``, ``sk-``, a ``=``/``:`` separator...).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, MutableMapping
+from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any, Final
@@ -598,6 +598,17 @@ def configure(*, redact_emails: bool = False) -> None:
     _CLEAN.clear()
     _LAST_CLEAN.clear()
     FIELDS_SEEN_CLEAN.clear()
+    for forget in _forgetters:
+        forget()
+
+
+_forgetters: list[Callable[[], None]] = []
+
+
+def on_reconfigure(forget: Callable[[], None]) -> None:
+    """Register (once, at import) a callback that drops what a caller remembered as clean."""
+    if forget not in _forgetters:
+        _forgetters.append(forget)
 
 
 # ------------------------------------------------------------------ structures
