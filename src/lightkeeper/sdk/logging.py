@@ -354,22 +354,19 @@ class _AccessLine:
         return found
 
     def text(self, value: str) -> str:
-        clean = _redact_field(value)
-        rendered = _dumps(clean).decode()
-        if clean is value:
-            if len(self.texts) >= _MEMO_MAX:
-                self.texts.clear()
-            self.texts[value] = rendered
-        return rendered
+        return self._render(self.texts, value, value)
 
     def agent(self, raw: bytes) -> str:
-        decoded = decode_agent(raw)
-        clean = _redact_field(decoded)
+        return self._render(self.agents, raw, decode_agent(raw))
+
+    @staticmethod
+    def _render(memo: dict[Any, str], key: Any, value: str) -> str:
+        clean = _redact_field(value)
         rendered = _dumps(clean).decode()
-        if clean is decoded:
-            if len(self.agents) >= _MEMO_MAX:
-                self.agents.clear()
-            self.agents[raw] = rendered
+        if clean is value:  # remembered only when nothing had to be masked
+            if len(memo) >= _MEMO_MAX:
+                memo.clear()
+            memo[key] = rendered
         return rendered
 
     def drop(self) -> None:
