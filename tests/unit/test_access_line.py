@@ -28,6 +28,7 @@ RID = "0af7651916cd43dd8448eb211c80319c"  # an id as the middleware issues them
 
 
 def lines(out: io.BytesIO) -> list[dict]:
+    lk_logging.flush_access_lines()  # request lines wait in a short buffer
     return [json.loads(x) for x in out.getvalue().decode().splitlines() if x.strip()]
 
 
@@ -121,9 +122,9 @@ def test_values_seen_before_are_redacted_the_second_time_too() -> None:
         for _ in range(3):
             lk_logging.access("GET", "/reset", 200, path, 1000, "10.0.0.7", agent, "rid-4")
             lk_logging.access("GET", "/ok", 200, "/ok", 1000, "10.0.0.7", b"curl/8.0", "rid-4")
+    got = lines(out)
     text = out.getvalue().decode()
     assert JWT not in text and "hunter2-secret" not in text
-    got = lines(out)
     assert len(got) == 6
     assert all(line["request_id"] == "rid-4" and line["client_ip"] == "10.0.0.7" for line in got)
     assert [line["user_agent"] for line in got[1::2]] == ["curl/8.0"] * 3
@@ -146,3 +147,53 @@ def test_a_duration_that_is_not_whole_microseconds_still_gives_valid_json() -> N
         lk_logging.access("GET", "/f", 200, "/f", 1.5, None, None, RID)  # type: ignore[arg-type]
     (line,) = lines(out)
     assert line["duration_ms"] == 0.0015 and line["request_id"] == RID
+
+
+def test_request_lines_wait_and_any_other_line_writes_them_first() -> None:
+    import logging
+
+    import structlog
+
+    out = io.BytesIO()
+    lk_logging.configure_logging(load_settings(flush_interval_ms=5000), stream=out)
+    with scoped(request_id=RID):
+        lk_logging.access("GET", "/a", 200, "/a", 1000, None, None, RID)
+        assert out.getvalue() == b""  # waiting in the buffer
+        structlog.get_logger().info("structlog_line")
+        lk_logging.access("GET", "/b", 200, "/b", 1000, None, None, RID)
+        logging.getLogger("app").warning("stdlib_line")
+    got = [json.loads(x) for x in out.getvalue().decode().splitlines()]
+    assert [(x["event"], x.get("path")) for x in got] == [
+        ("http_request", "/a"),
+        ("structlog_line", None),
+        ("http_request", "/b"),
+        ("stdlib_line", None),
+    ]
+    lk_logging.configure_logging(load_settings(), stream=io.BytesIO())
+
+
+def test_reconfiguring_writes_the_waiting_lines_to_the_stream_they_were_meant_for() -> None:
+    old, new = io.BytesIO(), io.BytesIO()
+    lk_logging.configure_logging(load_settings(flush_interval_ms=5000), stream=old)
+    with scoped(request_id=RID):
+        lk_logging.access("GET", "/old", 200, "/old", 1000, None, None, RID)
+    lk_logging.configure_logging(load_settings(flush_interval_ms=5000), stream=new)
+    assert [line["path"] for line in lines(old)] == ["/old"]
+    assert lines(new) == []
+
+
+def test_the_buffered_line_keeps_the_time_the_request_ended() -> None:
+    import datetime
+
+    out = io.BytesIO()
+    lk_logging.configure_logging(load_settings(flush_interval_ms=5000), stream=out)
+    ended = datetime.datetime.now(datetime.UTC)
+    with scoped(request_id=RID):
+        lk_logging.access("GET", "/t", 200, "/t", 1000, None, None, RID)
+    import time
+
+    time.sleep(1.1)
+    (line,) = lines(out)
+    stamped = datetime.datetime.fromisoformat(line["timestamp"].replace("Z", "+00:00"))
+    assert abs((stamped - ended).total_seconds()) < 0.5
+    lk_logging.configure_logging(load_settings(), stream=io.BytesIO())

@@ -51,3 +51,13 @@ def test_trace_sampling_defaults_to_ten_percent_in_production() -> None:
 def test_settings_repr_hides_secrets() -> None:
     settings = load_settings(metrics_token="tok-very-secret", sentry_dsn="https://key@o1.ingest.sentry.io/1")
     assert "tok-very-secret" not in repr(settings) and "key@" not in repr(settings)
+
+
+@pytest.mark.parametrize("value", ["-1", "60000", "soon"])
+def test_a_flush_interval_out_of_range_fails_naming_the_setting(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    monkeypatch.setenv("LIGHTKEEPER_FLUSH_INTERVAL_MS", value)
+    with pytest.raises(SettingsError) as err:
+        load_settings()
+    assert "flush_interval_ms" in str(err.value) and "LIGHTKEEPER_FLUSH_INTERVAL_MS" in str(err.value)

@@ -16,6 +16,7 @@ from prometheus_client.exposition import choose_encoder
 
 from lightkeeper.sdk import multiprocess
 from lightkeeper.sdk.health import HealthChecks
+from lightkeeper.sdk.metrics import flush_pending
 
 Send = Any
 
@@ -58,6 +59,7 @@ async def metrics(
             return
     accept = (_header(scope, b"accept") or b"").decode("latin-1")
     encoder, content_type = choose_encoder(accept)
+    flush_pending()  # this worker's batched updates; the default registry does it too
     registry = multiprocess.exposition_registry()
     if multiprocess.active_directory() is None:
         body = encoder(registry)

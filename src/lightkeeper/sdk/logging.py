@@ -24,6 +24,7 @@ from lightkeeper.sdk import catalogue, redact
 from lightkeeper.sdk.context import _request_context
 from lightkeeper.sdk.metrics import family
 from lightkeeper.sdk.settings import Settings
+from lightkeeper.sdk.write_behind import WriteBehind
 
 _LEVELS = {"debug": 10, "info": 20, "warning": 30, "warn": 30, "error": 40, "exception": 40, "critical": 50}
 
@@ -42,7 +43,19 @@ def add_processor(processor: Processor) -> None:
         configure_logging(_configured_with, force=True)
 
 
-_ts_cache: list[Any] = [0, ""]
+# (second, "YYYY-mm-ddTHH:MM:SS.") replaced as one tuple: lines are rendered in more
+# than one thread (the request line's flusher), and a reader must never pair one
+# second's number with another second's text.
+_ts_cache: list[tuple[int, str]] = [(0, "")]
+
+
+def _second_text(sec: int) -> str:
+    cached = _ts_cache[0]
+    if cached[0] == sec:
+        return cached[1]
+    text = time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(sec))
+    _ts_cache[0] = (sec, text)
+    return text
 
 
 def _format_exc_info(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
@@ -113,10 +126,9 @@ def _finish(settings: Settings) -> Processor:
                 event_dict.setdefault(key, value)
         now = now_ns()
         sec = now // 1_000_000_000
-        if sec != cache[0]:
-            cache[1] = time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(sec))
-            cache[0] = sec
-        event_dict["timestamp"] = cache[1] + str(now // 1000 % 1_000_000).zfill(6) + "Z"
+        cached = cache[0]
+        text = cached[1] if cached[0] == sec else _second_text(sec)
+        event_dict["timestamp"] = text + str(now // 1000 % 1_000_000).zfill(6) + "Z"
         if "trace_id" not in event_dict:
             event_dict["trace_id"] = None
             event_dict["span_id"] = None
@@ -160,6 +172,9 @@ class _LineWriter:
         self._flush = stream.flush
 
     def msg(self, line: bytes) -> None:
+        waiting = _waiting
+        if waiting is not None and waiting.pending:
+            waiting.flush()
         self._write(line)
         self._flush()
 
@@ -191,10 +206,12 @@ def configure_logging(settings: Settings, *, force: bool = False, stream: IO[byt
     Idempotent: called again with the same settings it does nothing, so several
     `instrument()` calls (tests, two apps) do not stack handlers.
     """
-    global _configured_with
+    global _configured_with, _waiting
     with _lock:
         if not force and stream is None and _configured_with == settings:
             return
+        if _waiting is not None:
+            _waiting.close()  # its lines go to the stream they were meant for
         _configured_with = settings
         out = stream or _stdout_bytes()
         level = logging.getLevelNamesMapping()[settings.log_level]
@@ -204,6 +221,7 @@ def configure_logging(settings: Settings, *, force: bool = False, stream: IO[byt
         _pipeline = ([*processors, _render], writer)
         _min_level = level
         _access = _AccessLine(settings, writer)
+        _waiting = _access.buffer
         _refresh_fast_line()
         structlog.configure(
             processors=[*processors, _render],
@@ -227,6 +245,9 @@ class _BytesStreamHandler(logging.Handler):
             line = self.format(record)
             if not line:  # captured by lightkeeper.testing
                 return
+            waiting = _waiting
+            if waiting is not None and waiting.pending:
+                waiting.flush()
             self._stream.write(line.encode("utf-8") + b"\n")
             self._stream.flush()
         except Exception:  # logging must never take the service down
@@ -326,6 +347,12 @@ class _AccessLine:
             "environment": settings.environment,
             "version": settings.version,
         }
+        # Lines wait up to this long and are written in batches (see write_behind).
+        self.buffer = (
+            WriteBehind(self._write_batch, settings.flush_interval_ms / 1000, "log")
+            if settings.flush_interval_ms
+            else None
+        )
         self.prefixes: dict[tuple[str, str, int], str] = {}
         self.texts: dict[str, str] = {}  # clean path or address -> its JSON text
         self.agents: dict[bytes, str] = {}  # raw clean User-Agent -> its JSON text
@@ -369,6 +396,39 @@ class _AccessLine:
             memo[key] = rendered
         return rendered
 
+    def render(
+        self,
+        method: str,
+        route: str,
+        status: int,
+        path: str,
+        duration_us: int,
+        client_ip: str | None,
+        user_agent: bytes | None,
+        request_id: str,
+        now: int,
+    ) -> str:
+        texts = self.texts
+        path_text = texts.get(path) or self.text(path)
+        client_text = "null" if client_ip is None else texts.get(client_ip) or self.text(client_ip)
+        agent_text = (self.agents.get(user_agent) or self.agent(user_agent)) if user_agent else "null"
+        sec = now // 1_000_000_000
+        cached = _ts_cache[0]
+        second = cached[1] if cached[0] == sec else _second_text(sec)
+        prefix = self.prefixes.get((method, route, status)) or self.prefix(method, route, status)
+        # Plain {} fields only: a format spec ({:03d}) costs more than the rest of the line.
+        return (
+            f'{prefix}"path":{path_text},'
+            f'"duration_ms":{duration_us // 1000}.{str(duration_us % 1000).zfill(3)},'
+            f'"client_ip":{client_text},"user_agent":{agent_text},"request_id":"{request_id}",'
+            f'"timestamp":"{second}{str(now // 1000 % 1_000_000).zfill(6)}Z"}}\n'
+        )
+
+    def _write_batch(self, batch: list[tuple[Any, ...]]) -> None:
+        render = self.render
+        self.write("".join([render(*record) for record in batch]).encode())
+        self.flush()
+
     def drop(self) -> None:
         if self.dropped is None:
             self.dropped = family(catalogue.LOG_EVENTS_SAMPLED_OUT).labels("info")
@@ -399,6 +459,7 @@ def _refresh_fast_line() -> None:
 
 
 def start_capture(sink: list[dict[str, Any]]) -> None:
+    flush_access_lines()  # lines of earlier requests belong to the stream, not the capture
     _captures.append(sink)
     _refresh_fast_line()
 
@@ -410,6 +471,7 @@ def stop_capture(sink: list[dict[str, Any]]) -> None:
 
 _access: _AccessLine | None = None
 _fast: _AccessLine | None = None
+_waiting: WriteBehind | None = None  # the current line's buffer, when lines are buffered
 _redact_field = redact.redact_field
 _random = random.random
 _time_ns = time.time_ns
@@ -466,22 +528,23 @@ def access(
     if fast.sample_rate < 1.0 and _random() >= fast.sample_rate:
         fast.drop()
         return
-    texts = fast.texts
-    path_text = texts.get(path) or fast.text(path)
-    client_text = "null" if client_ip is None else texts.get(client_ip) or fast.text(client_ip)
-    agent_text = (fast.agents.get(user_agent) or fast.agent(user_agent)) if user_agent else "null"
-    now = _time_ns()
-    sec = now // 1_000_000_000
-    cache = _ts_cache
-    if sec != cache[0]:
-        cache[1] = time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(sec))
-        cache[0] = sec
-    prefix = fast.prefixes.get((method, route, status)) or fast.prefix(method, route, status)
-    # Plain {} fields only: a format spec ({:03d}) costs more than the rest of the line.
-    line = (
-        f'{prefix}"path":{path_text},"duration_ms":{duration_us // 1000}.{str(duration_us % 1000).zfill(3)},'
-        f'"client_ip":{client_text},"user_agent":{agent_text},"request_id":"{request_id}",'
-        f'"timestamp":"{cache[1]}{str(now // 1000 % 1_000_000).zfill(6)}Z"}}\n'
-    )
+    buffer = fast.buffer
+    if buffer is not None:
+        # The values are rendered later, in a batch; the timestamp is taken now.
+        buffer.add((method, route, status, path, duration_us, client_ip, user_agent, request_id, _time_ns()))
+        return
+    issued = cast(str, request_id)  # not None here: checked above
+    line = fast.render(method, route, status, path, duration_us, client_ip, user_agent, issued, _time_ns())
     fast.write(line.encode())
     fast.flush()
+
+
+def flush_access_lines() -> None:
+    """Write the request lines still waiting in the buffer now.
+
+    For code that reads stdout right after a request (a test, a process about to
+    `os._exit`); other lines, exit and fork already do this.
+    """
+    waiting = _waiting
+    if waiting is not None:
+        waiting.flush()

@@ -9,9 +9,11 @@ prometheus-client's "Duplicated timeseries" error.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from prometheus_client import REGISTRY, Counter, Gauge, Histogram
+from prometheus_client.registry import Collector
 
 from lightkeeper.sdk import catalogue, multiprocess
 from lightkeeper.sdk.catalogue import Signal
@@ -35,6 +37,40 @@ _GAUGE_MULTIPROCESS_MODE: dict[str, str] = {
 
 _lock = threading.Lock()
 _families: dict[str, Metric] = {}
+
+# Updates recorded in batches (the request path's, see middleware) must be applied
+# before anything reads the values: every reader goes through `flush_pending()`.
+_before_collect: list[Callable[[], None]] = []
+
+
+def before_collect(callback: Callable[[], None]) -> None:
+    """Run `callback` before metric values are read (a scrape, a test's sample read)."""
+    if callback not in _before_collect:
+        _before_collect.append(callback)
+
+
+def flush_pending() -> None:
+    for callback in list(_before_collect):
+        callback()
+
+
+class _FlushFirst(Collector):
+    """Registered in the default registry ahead of every Lightkeeper family.
+
+    prometheus-client collects in registration order, so any read of the registry
+    (`generate_latest`, `get_sample_value`, a user's own exporter) applies the
+    waiting updates first and never sees a request half-recorded.
+    """
+
+    def describe(self) -> list[Any]:
+        return []
+
+    def collect(self) -> list[Any]:
+        flush_pending()
+        return []
+
+
+REGISTRY.register(_FlushFirst())
 
 
 class MetricConflictError(RuntimeError):

@@ -18,12 +18,13 @@ import time
 from bisect import bisect_left as _bisect
 from typing import Any
 
-from lightkeeper.sdk import catalogue, fastpath, request_id
+from lightkeeper.sdk import catalogue, fastpath, multiprocess, request_id
 from lightkeeper.sdk.catalogue import MAX_LABEL_VALUE_LENGTH
 from lightkeeper.sdk.context import _request_context
 from lightkeeper.sdk.logging import access, emit
-from lightkeeper.sdk.metrics import family
+from lightkeeper.sdk.metrics import before_collect, family
 from lightkeeper.sdk.runtime import EXCLUDED, Runtime
+from lightkeeper.sdk.write_behind import WriteBehind
 
 _perf = time.perf_counter
 _new_request_id = request_id.new_request_id
@@ -37,7 +38,7 @@ _MAX_PATH = 2 * MAX_LABEL_VALUE_LENGTH
 # and their fast-path updaters. Shared by every instrumented app in the process (the
 # families are process-wide too). Keys are bounded: method x route template x status.
 class _Series:
-    __slots__ = ("count", "duration", "fast", "request_size", "response_size")
+    __slots__ = ("batchable", "count", "duration", "fast", "request_size", "response_size")
 
     def __init__(self, method: str, route: str, status: int) -> None:
         self.count = family(catalogue.HTTP_REQUESTS).labels(method, route, str(status))
@@ -52,6 +53,10 @@ class _Series:
         self.fast: tuple[Any, ...] | None = None
         if duration and request_size and response_size:
             self.fast = (fastpath.counter_add(self.count), *duration, *request_size, *response_size)
+        # Batched only where values live in this process's memory (a kill loses them
+        # all anyway). With several workers they are files that outlive a killed
+        # worker, and a scrape answered by another worker must see every request.
+        self.batchable = multiprocess.active_directory() is None
 
     def observe(self, elapsed: float, exemplar: Any, received: int, sent: int) -> None:
         """The same updates through prometheus-client's public API (the slow path)."""
@@ -67,6 +72,38 @@ _series: dict[tuple[str, str, int], _Series] = {}
 def _new_series(method: str, route: str, status: int) -> _Series:
     found = _series[(method, route, status)] = _Series(method, route, status)
     return found
+
+
+def _apply(batch: list[tuple[Any, float, int, int]]) -> None:
+    """prometheus-client's counter and histogram updates, run over a batch of requests.
+
+    `fastpath.observe()` inlined: here a call costs as much as the update. A zero
+    adds nothing to a sum, and lands in the first bucket.
+    """
+    for fast, elapsed, received, sent in batch:
+        count, d_sum, d_buckets, d_bounds, q_sum, q_buckets, q_bounds, r_sum, r_buckets, r_bounds = fast
+        count(1.0)
+        d_sum(elapsed)
+        d_buckets[_bisect(d_bounds, elapsed)](1.0)
+        if received:
+            q_sum(received)
+            q_buckets[_bisect(q_bounds, received)](1.0)
+        else:
+            q_buckets[0](1.0)
+        if sent:
+            r_sum(sent)
+            r_buckets[_bisect(r_bounds, sent)](1.0)
+        else:
+            r_buckets[0](1.0)
+
+
+# Request metrics are applied in batches, like the request line is written (see
+# write_behind): the updates run back to back, warm, instead of one request's worth
+# between two requests. Process-wide, as the metric families are; every read of the
+# values applies what waits first (metrics.before_collect). Single-process mode only
+# (see _Series.batchable).
+_waiting = WriteBehind(_apply, 0.05, "metrics")
+before_collect(_waiting.flush)
 
 
 def _body_size(raw: bytes) -> int:
@@ -86,6 +123,8 @@ class LightkeeperMiddleware:
     def __init__(self, app: Any, runtime: Runtime) -> None:
         self.app = app
         self.rt = runtime
+        if runtime.batched:  # process-wide, like the log configuration: the last call wins
+            _waiting.interval = runtime.settings.flush_interval_ms / 1000
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -197,23 +236,10 @@ class LightkeeperMiddleware:
         fast = series.fast
         if fast is None or exemplar:
             series.observe(elapsed, exemplar, received, sent)
+        elif rt.batched and series.batchable:
+            _waiting.add((fast, elapsed, received, sent))
         else:
-            # fastpath.observe() inlined: on this path a call costs as much as the
-            # update. A zero adds nothing to a sum, and lands in the first bucket.
-            count, d_sum, d_buckets, d_bounds, q_sum, q_buckets, q_bounds, r_sum, r_buckets, r_bounds = fast
-            count(1.0)
-            d_sum(elapsed)
-            d_buckets[_bisect(d_bounds, elapsed)](1.0)
-            if received:
-                q_sum(received)
-                q_buckets[_bisect(q_bounds, received)](1.0)
-            else:
-                q_buckets[0](1.0)
-            if sent:
-                r_sum(sent)
-                r_buckets[_bisect(r_bounds, sent)](1.0)
-            else:
-                r_buckets[0](1.0)
+            _apply([(fast, elapsed, received, sent)])
         if first_chunk:
             rt.ttfb(method, route).observe(first_chunk - start)
         if rt.access_log:

@@ -36,6 +36,7 @@ class Runtime:
         self.request_id_header_lower = settings.request_id_header.lower().encode("ascii")
         self.request_id_header_bytes = settings.request_id_header.encode("ascii")
         self.access_log = settings.access_log
+        self.batched = settings.flush_interval_ms > 0
         health = settings.health_path
         # path -> what the middleware does with it: EXCLUDED (served by the app, not
         # measured) or an endpoint Lightkeeper answers itself; absent: measured.

@@ -36,6 +36,11 @@ class Settings(BaseSettings):
     excluded_paths: tuple[str, ...] = ("/metrics", "/health", "/health/live", "/health/ready")
     multiprocess_dir: str | None = None
 
+    # Request metrics and request lines are recorded in batches, at most this long
+    # after the request ends (0: as each request ends). Reads of the metrics and
+    # other log lines apply / write what waits first.
+    flush_interval_ms: int = Field(50, ge=0, le=5000)
+
     # Logs
     log_level: LogLevel = "INFO"
     log_info_sample_rate: float = Field(1.0, ge=0.0, le=1.0)
