@@ -33,7 +33,8 @@ from typing import Any
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
 
-from lightkeeper.sdk import catalogue, multiprocess
+from lightkeeper import catalogue
+from lightkeeper.sdk import multiprocess
 from lightkeeper.sdk.metrics import family
 
 ROUTES = [

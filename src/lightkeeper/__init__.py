@@ -36,7 +36,7 @@ __all__ = [
 
 def capture_exception(exc: BaseException, **context: Any) -> None:
     """Report a handled error on a critical path (Sentry when configured, always logged)."""
-    from lightkeeper.sdk.errors import capture_exception as _capture
+    from lightkeeper.sdk.error_reporting import capture_exception as _capture
 
     _capture(exc, **context)
 

@@ -20,7 +20,7 @@ from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from lightkeeper.sdk import logging as lk_logging
+from lightkeeper.sdk import logs as lk_logging
 from lightkeeper.sdk import multiprocess
 from lightkeeper.sdk.settings import load_settings
 

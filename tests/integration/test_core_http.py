@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from lightkeeper.sdk import catalogue
+from lightkeeper import catalogue
 from lightkeeper.testing import parse_metrics, sample_value
 from tests.support.services import uvicorn_process
 

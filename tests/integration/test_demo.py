@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from lightkeeper.sdk import catalogue
+from lightkeeper import catalogue
 from tests.support import services
 
 pytestmark = pytest.mark.integration

@@ -20,8 +20,8 @@ from examples.saas_app import db as example_db
 from examples.saas_app.security import issue_token
 from prometheus_client.parser import text_string_to_metric_families
 
+from lightkeeper import catalogue
 from lightkeeper.demo import traffic
-from lightkeeper.sdk import catalogue
 from tests.support import services
 
 pytestmark = pytest.mark.integration

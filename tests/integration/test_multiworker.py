@@ -25,7 +25,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from lightkeeper.sdk import catalogue
+from lightkeeper import catalogue
 from tests.support import services
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

@@ -9,7 +9,7 @@ import time
 import httpx
 import structlog
 
-from lightkeeper.sdk.logging import configure_logging
+from lightkeeper.sdk.logs import configure_logging
 from lightkeeper.sdk.settings import load_settings
 from tests.support.services import uvicorn_process
 

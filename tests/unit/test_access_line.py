@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from lightkeeper.sdk import logging as lk_logging
+from lightkeeper.sdk import logs as lk_logging
 from lightkeeper.sdk.context import bind, scoped
 from lightkeeper.sdk.settings import load_settings
 from lightkeeper.testing import capture_logs
@@ -94,7 +94,7 @@ def test_the_log_level_applies_to_the_access_line() -> None:
 
 
 def test_info_sampling_applies_to_the_fast_line_and_counts_what_it_drops() -> None:
-    from lightkeeper.sdk import catalogue
+    from lightkeeper import catalogue
     from lightkeeper.testing import capture_metrics
 
     out = io.BytesIO()

@@ -11,9 +11,9 @@ import pytest
 import yaml
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 
+from lightkeeper import catalogue
 from lightkeeper.demo.quantiles import histogram_quantile
 from lightkeeper.demo.summary import Difference, parse_http_metrics, reconcile, summarize_http
-from lightkeeper.sdk import catalogue
 
 INF = math.inf
 

@@ -6,8 +6,8 @@ import math
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
+from lightkeeper.catalogue import HTTP_DURATION_BUCKETS, SIZE_BUCKETS
 from lightkeeper.sdk import fastpath
-from lightkeeper.sdk.catalogue import HTTP_DURATION_BUCKETS, SIZE_BUCKETS
 
 
 def samples(registry: CollectorRegistry, name: str) -> list[tuple[str, dict[str, str], float]]:

@@ -11,7 +11,7 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
 import lightkeeper
-from lightkeeper.sdk import catalogue
+from lightkeeper import catalogue
 from lightkeeper.sdk.instrument import AlreadyStartedError
 from lightkeeper.testing import capture_logs, capture_metrics
 

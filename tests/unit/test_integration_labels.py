@@ -8,7 +8,7 @@ import types
 
 import pytest
 
-from lightkeeper.sdk.integrations import _labels, _lazy
+from lightkeeper.sdk.integrations import _labels, patching
 from lightkeeper.sdk.integrations.requests import host_of
 from lightkeeper.sdk.integrations.sqlalchemy import statement_for_log
 
@@ -157,12 +157,12 @@ def test_statement_for_log_masks_literals_keeps_placeholders() -> None:
     assert len(statement_for_log("SELECT " + "x, " * 5000 + "1")) <= 2000
 
 
-# --- _lazy ---------------------------------------------------------------------------
+# --- patching ---------------------------------------------------------------------------
 
 
 def test_require_names_the_extra_when_missing() -> None:
-    with pytest.raises(_lazy.MissingDependencyError, match=r"pip install 'lightkeeper\[celery\]'"):
-        _lazy.require(
+    with pytest.raises(patching.MissingDependencyError, match=r"pip install 'lightkeeper\[celery\]'"):
+        patching.require(
             "celery",
             integration="celery",
             distribution="no-such-distribution-lk",
@@ -174,12 +174,12 @@ def test_require_names_the_extra_when_missing() -> None:
 
 def test_require_rejects_versions_outside_the_range() -> None:
     # pytest is installed; its version is certainly below 1000.
-    with pytest.raises(_lazy.MissingDependencyError, match=re.escape("supports pytest>=1000.0,<1001")):
-        _lazy.require("pytest", integration="test", distribution="pytest", minimum="1000.0", below="1001")
-    with pytest.raises(_lazy.MissingDependencyError, match=re.escape("pip install 'pytest>=0.1,<1'")):
-        _lazy.require("pytest", integration="test", distribution="pytest", minimum="0.1", below="1")
+    with pytest.raises(patching.MissingDependencyError, match=re.escape("supports pytest>=1000.0,<1001")):
+        patching.require("pytest", integration="test", distribution="pytest", minimum="1000.0", below="1001")
+    with pytest.raises(patching.MissingDependencyError, match=re.escape("pip install 'pytest>=0.1,<1'")):
+        patching.require("pytest", integration="test", distribution="pytest", minimum="0.1", below="1")
     assert (
-        _lazy.require("pytest", integration="test", distribution="pytest", minimum="1", below="1000")
+        patching.require("pytest", integration="test", distribution="pytest", minimum="1", below="1000")
         is pytest
     )
 
@@ -212,7 +212,7 @@ def test_missing_library_error_from_public_entry_point(monkeypatch: pytest.Monke
     ],
 )
 def test_version_tuple(text: str, parsed: tuple[int, ...]) -> None:
-    assert _lazy._version_tuple(text) == parsed
+    assert patching._version_tuple(text) == parsed
 
 
 class _Target:
@@ -237,23 +237,23 @@ def _counting(calls: list[str], tag: str):  # type: ignore[no-untyped-def]
 
 def test_patch_class_is_idempotent_and_reversible() -> None:
     calls: list[str] = []
-    assert _lazy.patch_class(_Target, "call", _counting(calls, "class"))
-    assert not _lazy.patch_class(_Target, "call", _counting(calls, "class"))
+    assert patching.patch_class(_Target, "call", _counting(calls, "class"))
+    assert not patching.patch_class(_Target, "call", _counting(calls, "class"))
     try:
         assert _Target().call(2) == 4
         assert calls == ["class"]
     finally:
-        assert _lazy.unpatch_class(_Target, "call")
-    assert not _lazy.unpatch_class(_Target, "call")
+        assert patching.unpatch_class(_Target, "call")
+    assert not patching.unpatch_class(_Target, "call")
     _Target().call(1)
     assert calls == ["class"]
 
 
 def test_unpatching_an_inherited_method_leaves_no_attribute() -> None:
     calls: list[str] = []
-    _lazy.patch_class(_Sub, "call", _counting(calls, "sub"))
+    patching.patch_class(_Sub, "call", _counting(calls, "sub"))
     assert "call" in vars(_Sub)
-    _lazy.unpatch_class(_Sub, "call")
+    patching.unpatch_class(_Sub, "call")
     assert "call" not in vars(_Sub)
     assert _Sub().call(3) == 6
 
@@ -261,31 +261,31 @@ def test_unpatching_an_inherited_method_leaves_no_attribute() -> None:
 def test_instance_and_class_patches_count_once() -> None:
     calls: list[str] = []
     one, other = _Target(), _Target()
-    _lazy.patch_class(_Target, "call", _counting(calls, "class"))
+    patching.patch_class(_Target, "call", _counting(calls, "class"))
     try:
-        assert _lazy.patch_instance(one, "call", _counting(calls, "instance"))
-        assert not _lazy.patch_instance(one, "call", _counting(calls, "instance"))
+        assert patching.patch_instance(one, "call", _counting(calls, "instance"))
+        assert not patching.patch_instance(one, "call", _counting(calls, "instance"))
         assert one.call(1) == 2
         assert other.call(1) == 2
         assert calls == ["instance", "class"]
     finally:
-        _lazy.unpatch_class(_Target, "call")
-    assert _lazy.unpatch_instance(one, "call")
+        patching.unpatch_class(_Target, "call")
+    assert patching.unpatch_instance(one, "call")
     assert "call" not in vars(one)
 
 
 def test_tracing_seam_sees_past_and_future_targets() -> None:
     seen: list[object] = []
     first, second = types.SimpleNamespace(n=1), types.SimpleNamespace(n=2)
-    _lazy.instrumented("seam-test", first)
-    _lazy.on_instrument("seam-test", seen.append)
-    _lazy.on_instrument("seam-test", seen.append)  # registering twice changes nothing
-    _lazy.instrumented("seam-test", second)
-    _lazy.instrumented("seam-test", None)
+    patching.instrumented("seam-test", first)
+    patching.on_instrument("seam-test", seen.append)
+    patching.on_instrument("seam-test", seen.append)  # registering twice changes nothing
+    patching.instrumented("seam-test", second)
+    patching.instrumented("seam-test", None)
     assert seen == [first, second, None]
-    _lazy.uninstrumented("seam-test", first)
+    patching.uninstrumented("seam-test", first)
     late: list[object] = []
-    _lazy.on_instrument("seam-test", late.append)
+    patching.on_instrument("seam-test", late.append)
     assert all(t is not first for t in late)
     assert any(t is second for t in late)
 

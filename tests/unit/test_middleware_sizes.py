@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from fastapi.responses import Response
 
 import lightkeeper
-from lightkeeper.sdk import catalogue
+from lightkeeper import catalogue
 from lightkeeper.testing import capture_logs, capture_metrics
 
 SIZE = catalogue.HTTP_REQUEST_SIZE.name

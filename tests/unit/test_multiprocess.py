@@ -26,7 +26,8 @@ import pytest
 from prometheus_client import REGISTRY, Counter, Gauge, Histogram, Summary, generate_latest, values
 from prometheus_client.multiprocess import MultiProcessCollector
 
-from lightkeeper.sdk import catalogue, multiprocess
+from lightkeeper import catalogue
+from lightkeeper.sdk import multiprocess
 
 FORK = multiprocessing.get_context("fork")
 # Durations that are exact in binary, so sums compare exactly whatever the merge order.

@@ -3,7 +3,7 @@ from __future__ import annotations
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from lightkeeper.sdk.catalogue import UNMATCHED_ROUTE
+from lightkeeper.catalogue import UNMATCHED_ROUTE
 from lightkeeper.sdk.routes import RouteResolver
 
 

@@ -29,8 +29,9 @@ from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 from opentelemetry.trace import SpanKind, StatusCode
 
 import lightkeeper
-from lightkeeper.sdk import catalogue, redact, tracing
-from lightkeeper.sdk import logging as lk_logging
+from lightkeeper import catalogue
+from lightkeeper.sdk import logs as lk_logging
+from lightkeeper.sdk import redact, tracing
 from lightkeeper.sdk.settings import SettingsError, load_settings
 from lightkeeper.testing import capture_logs, capture_metrics
 from tests.support.services import ROOT
@@ -546,7 +547,7 @@ def _no_global_provider_installed() -> Iterator[None]:
 def test_an_unsupported_contrib_version_fails_loudly(monkeypatch: pytest.MonkeyPatch) -> None:
     import importlib.metadata
 
-    from lightkeeper.sdk.integrations import _lazy, otel
+    from lightkeeper.sdk.integrations import otel, patching
 
     real = importlib.metadata.version
     monkeypatch.setattr(
@@ -554,7 +555,9 @@ def test_an_unsupported_contrib_version_fails_loudly(monkeypatch: pytest.MonkeyP
         "version",
         lambda name: "0.30b0" if name == "opentelemetry-instrumentation-redis" else real(name),
     )
-    with pytest.raises(_lazy.MissingDependencyError, match=r"opentelemetry-instrumentation-redis>=0\.46b0"):
+    with pytest.raises(
+        patching.MissingDependencyError, match=r"opentelemetry-instrumentation-redis>=0\.46b0"
+    ):
         otel._contrib("redis")
 
 

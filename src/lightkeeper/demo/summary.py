@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from lightkeeper import catalogue
 from lightkeeper.demo.quantiles import histogram_quantile
-from lightkeeper.sdk import catalogue
 
 RequestKey = tuple[str, str, str]
 """(method, route, status_code), the labels of `http_requests_total`."""

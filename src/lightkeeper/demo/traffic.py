@@ -19,8 +19,8 @@ from typing import Any
 
 import httpx
 
+from lightkeeper.catalogue import UNMATCHED_ROUTE
 from lightkeeper.demo.summary import RequestKey
-from lightkeeper.sdk.catalogue import UNMATCHED_ROUTE
 
 # The demo tenant seeded by examples/saas_app/db.py (a test keeps the two in step).
 DEMO_PASSWORD = "demo-password"  # noqa: S105 - the documented demo account, not a secret

@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from lightkeeper.sdk import catalogue, redact
+from lightkeeper import catalogue
+from lightkeeper.sdk import redact
 from lightkeeper.sdk.metrics import family
 
 Status = Literal["pass", "fail"]

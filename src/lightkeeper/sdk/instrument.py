@@ -11,8 +11,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from lightkeeper.sdk import catalogue, errors, multiprocess, redact, tracing
-from lightkeeper.sdk.logging import configure_logging
+from lightkeeper import catalogue
+from lightkeeper.sdk import error_reporting, multiprocess, redact, tracing
+from lightkeeper.sdk.logs import configure_logging
 from lightkeeper.sdk.metrics import family
 from lightkeeper.sdk.middleware import LightkeeperMiddleware
 from lightkeeper.sdk.runtime import Runtime
@@ -107,7 +108,7 @@ def _quiet_fastapi_native_telemetry(app: Any) -> None:
 
 
 # SDK modules that join instrument(): each hook gets (app, settings, runtime).
-_setup_hooks: list[Any] = [tracing.setup_hook, errors.setup_hook]
+_setup_hooks: list[Any] = [tracing.setup_hook, error_reporting.setup_hook]
 
 
 def current_settings(app: Any) -> Settings | None:

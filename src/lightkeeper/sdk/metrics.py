@@ -15,8 +15,9 @@ from typing import Any
 from prometheus_client import REGISTRY, Counter, Gauge, Histogram
 from prometheus_client.registry import Collector
 
-from lightkeeper.sdk import catalogue, multiprocess
-from lightkeeper.sdk.catalogue import Signal
+from lightkeeper import catalogue
+from lightkeeper.catalogue import Signal
+from lightkeeper.sdk import multiprocess
 
 Metric = Counter | Gauge | Histogram
 

@@ -18,10 +18,11 @@ import time
 from bisect import bisect_left as _bisect
 from typing import Any
 
-from lightkeeper.sdk import catalogue, fastpath, multiprocess, request_id
-from lightkeeper.sdk.catalogue import MAX_LABEL_VALUE_LENGTH
+from lightkeeper import catalogue
+from lightkeeper.catalogue import MAX_LABEL_VALUE_LENGTH
+from lightkeeper.sdk import fastpath, multiprocess, request_id
 from lightkeeper.sdk.context import _request_context
-from lightkeeper.sdk.logging import access, emit
+from lightkeeper.sdk.logs import access, emit
 from lightkeeper.sdk.metrics import before_collect, family
 from lightkeeper.sdk.runtime import EXCLUDED, Runtime
 from lightkeeper.sdk.write_behind import WriteBehind

@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from lightkeeper.sdk.catalogue import MAX_LABEL_VALUE_LENGTH, UNMATCHED_ROUTE
+from lightkeeper.catalogue import MAX_LABEL_VALUE_LENGTH, UNMATCHED_ROUTE
 
 _PARAM = re.compile(r"{([^}:]+)(:[^}]+)?}")
 

@@ -17,7 +17,8 @@ from prometheus_client import REGISTRY
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from lightkeeper.sdk import catalogue, endpoints, multiprocess
+from lightkeeper import catalogue
+from lightkeeper.sdk import endpoints, multiprocess
 from lightkeeper.sdk.health import HealthChecks
 from lightkeeper.sdk.metrics import family
 from lightkeeper.sdk.routes import RouteResolver

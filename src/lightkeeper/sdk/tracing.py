@@ -41,8 +41,9 @@ import weakref
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
-from lightkeeper.sdk import catalogue, redact
-from lightkeeper.sdk.integrations import _lazy
+from lightkeeper import catalogue
+from lightkeeper.sdk import redact
+from lightkeeper.sdk.integrations import patching
 from lightkeeper.sdk.metrics import family
 from lightkeeper.sdk.settings import Settings
 
@@ -180,7 +181,7 @@ def configure_tracing(settings: Settings) -> Any:
 
 
 def _load_sdk() -> None:
-    _lazy.require(
+    patching.require(
         "opentelemetry.sdk.trace",
         integration="tracing",
         distribution="opentelemetry-sdk",
@@ -188,7 +189,7 @@ def _load_sdk() -> None:
         below="2",
         extra="otel",
     )
-    _lazy.require(
+    patching.require(
         "opentelemetry.exporter.otlp.proto.http.trace_exporter",
         integration="tracing",
         distribution="opentelemetry-exporter-otlp-proto-http",
@@ -296,7 +297,7 @@ def _activate(provider: Any) -> None:
     if _active_provider is provider:
         return
     _active_provider = provider
-    from lightkeeper.sdk import logging as lk_logging
+    from lightkeeper.sdk import logs as lk_logging
     from lightkeeper.sdk.integrations import otel
 
     lk_logging.add_processor(add_trace_ids)
@@ -593,7 +594,7 @@ def record_exception(exc: BaseException, scope: Any = None, route: Any = None) -
         return
     from opentelemetry.trace import Status, StatusCode
 
-    from lightkeeper.sdk.errors import format_exception
+    from lightkeeper.sdk.error_reporting import format_exception
 
     exc_type = type(exc)
     type_name = (
@@ -759,4 +760,4 @@ def _celery_settings(celery_app: Any) -> Settings:
     return load_settings()
 
 
-_lazy.on_instrument("celery", _on_celery)
+patching.on_instrument("celery", _on_celery)

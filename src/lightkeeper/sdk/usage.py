@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from lightkeeper.sdk import catalogue
+from lightkeeper import catalogue
 from lightkeeper.sdk.metrics import family
 
 _NAME = re.compile(r"^[a-z][a-z0-9_.:-]{0,63}$")

@@ -19,7 +19,7 @@ from typing import Any
 import promql_parser
 import yaml
 
-from lightkeeper.sdk import catalogue as cat
+from lightkeeper import catalogue as cat
 from lightkeeper.spec.models import SLO, AvailabilitySLI, Spec
 from lightkeeper.stack import promql
 from lightkeeper.stack.slo import tier_data

@@ -11,8 +11,8 @@ from typing import Any
 
 from lightkeeper.spec.models import Spec
 from lightkeeper.stack import names, yamltext
-from lightkeeper.stack.model import AlertDef, RecordingRule, RuleGroup
 from lightkeeper.stack.profile import Profile, get_profile
+from lightkeeper.stack.rule_defs import AlertDef, RecordingRule, RuleGroup
 from lightkeeper.stack.rules import rule_groups
 
 CONFIG_PATH = "prometheus/prometheus.yml"

@@ -13,7 +13,7 @@ from decimal import Decimal
 
 from prometheus_client.utils import floatToGoString
 
-from lightkeeper.sdk.catalogue import Signal
+from lightkeeper.catalogue import Signal
 
 _UNITS: tuple[tuple[str, int], ...] = (("d", 86400), ("h", 3600), ("m", 60), ("s", 1))
 _SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}

@@ -27,13 +27,13 @@ from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from typing import Any
 
-from lightkeeper.sdk import catalogue as cat
+from lightkeeper import catalogue as cat
 from lightkeeper.spec.models import SLO, Spec
 from lightkeeper.stack import gotemplate, names, promql, rules
 from lightkeeper.stack import slo as slo_math
 from lightkeeper.stack.errors import GenerationError
-from lightkeeper.stack.model import AlertDef, RuleGroup
 from lightkeeper.stack.profile import Profile, get_profile
+from lightkeeper.stack.rule_defs import AlertDef, RuleGroup
 
 TEST_DIR = "tests"
 RULES_FROM_TESTS = "../prometheus/rules"

@@ -12,12 +12,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 
-from lightkeeper.sdk import catalogue as cat
+from lightkeeper import catalogue as cat
 from lightkeeper.spec.models import ALERT_FAMILIES, SEVERITIES, SLO, Severity, Spec
 from lightkeeper.stack import promql
 from lightkeeper.stack import slo as slo_math
 from lightkeeper.stack.errors import GenerationError
-from lightkeeper.stack.model import AlertDef, RecordingRule, RuleGroup
 from lightkeeper.stack.names import (
     DEPLOY_ALERT,
     MAINTENANCE_ALERT,
@@ -27,6 +26,7 @@ from lightkeeper.stack.names import (
 )
 from lightkeeper.stack.profile import Profile, get_profile
 from lightkeeper.stack.promql import Matcher, by, selector
+from lightkeeper.stack.rule_defs import AlertDef, RecordingRule, RuleGroup
 
 SE = ("service", "environment")
 WATCHDOG_ENVIRONMENT = "all"  # the Watchdog watches the pipeline, not one environment

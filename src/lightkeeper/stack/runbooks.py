@@ -18,7 +18,7 @@ import jinja2
 
 from lightkeeper.spec.models import SEVERITIES, Severity, Spec
 from lightkeeper.stack import alertmanager, names, promql
-from lightkeeper.stack.model import AlertDef
+from lightkeeper.stack.rule_defs import AlertDef
 
 RUNBOOKS_DIR = "runbooks"
 INDEX_PATH = f"{RUNBOOKS_DIR}/README.md"

@@ -26,7 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal
 
-from lightkeeper.sdk.catalogue import HTTP_DURATION_BUCKETS
+from lightkeeper.catalogue import HTTP_DURATION_BUCKETS
 from lightkeeper.spec.models import SLO, LatencySLI, Severity
 from lightkeeper.stack import promql
 from lightkeeper.stack.errors import GenerationError

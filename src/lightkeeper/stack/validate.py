@@ -25,7 +25,7 @@ from typing import Any, Literal
 import promql_parser
 import yaml
 
-from lightkeeper.sdk import catalogue as cat
+from lightkeeper import catalogue as cat
 from lightkeeper.spec.models import Spec
 from lightkeeper.stack import names
 from lightkeeper.stack.prometheus import CONFIG_PATH, RULES_DIR

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
-from lightkeeper.sdk import catalogue
+from lightkeeper import catalogue
 from lightkeeper.spec.loader import parse_spec
 from lightkeeper.spec.models import Spec
 from lightkeeper.stack import grafana, names

@@ -6,13 +6,13 @@ import re
 
 import pytest
 
-from lightkeeper.sdk import catalogue as cat
+from lightkeeper import catalogue as cat
 from lightkeeper.spec import starter
 from lightkeeper.spec.loader import parse_spec
 from lightkeeper.stack import names, prometheus, rules
 from lightkeeper.stack.errors import GenerationError
-from lightkeeper.stack.model import AlertDef
 from lightkeeper.stack.profile import get_profile
+from lightkeeper.stack.rule_defs import AlertDef
 from tests.unit.stack._specs import ISSUE_EXAMPLE, example_spec, issue_spec
 
 SEVERITIES = {"critical", "high", "medium", "low"}

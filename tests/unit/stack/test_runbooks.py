@@ -9,7 +9,7 @@ import pytest
 from lightkeeper.spec.loader import parse_spec
 from lightkeeper.spec.models import Spec
 from lightkeeper.stack import names, runbooks
-from lightkeeper.stack.model import AlertDef
+from lightkeeper.stack.rule_defs import AlertDef
 from lightkeeper.stack.rules import all_alerts
 
 SPEC = """

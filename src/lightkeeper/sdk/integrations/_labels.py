@@ -17,7 +17,7 @@ import threading
 from collections.abc import Iterator
 from functools import lru_cache
 
-from lightkeeper.sdk.catalogue import MAX_LABEL_VALUE_LENGTH
+from lightkeeper.catalogue import MAX_LABEL_VALUE_LENGTH
 
 OTHER = "other"
 NO_TABLE = "none"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from lightkeeper.sdk import catalogue
+from lightkeeper import catalogue
 from lightkeeper.sdk.integrations import _labels
 from lightkeeper.sdk.metrics import family
 

@@ -36,8 +36,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from lightkeeper.sdk import catalogue, context
-from lightkeeper.sdk.integrations import _labels, _lazy
+from lightkeeper import catalogue
+from lightkeeper.sdk import context
+from lightkeeper.sdk.integrations import _labels, patching
 from lightkeeper.sdk.metrics import family
 from lightkeeper.sdk.settings import Settings
 
@@ -96,7 +97,7 @@ _lock = threading.Lock()
 
 
 def _load() -> Any:
-    _lazy.require(
+    patching.require(
         "celery", integration="celery", distribution="celery", minimum="5.3", below="6", extra="celery"
     )
     import celery.exceptions
@@ -146,14 +147,14 @@ def instrument_celery(
     for signal, handler in _handlers(celery.signals, options.configure_logging):
         signal.connect(handler, weak=False, dispatch_uid=_UID + handler.__name__)
     if first_time:
-        _lazy.instrumented("celery", celery_app)
+        patching.instrumented("celery", celery_app)
 
 
 def uninstrument_celery(celery_app: Any) -> None:
     """Forget `celery_app`; the signal handlers go when no instrumented app is left."""
     celery = _load()
     _apps.pop(celery_app, None)
-    _lazy.uninstrumented("celery", celery_app)
+    patching.uninstrumented("celery", celery_app)
     if len(_apps) == 0:
         for signal, handler in _handlers(celery.signals, configure_logging=True):
             signal.disconnect(handler, dispatch_uid=_UID + handler.__name__)
@@ -460,7 +461,7 @@ def _setup_logging(**_: Any) -> None:
     # Connecting a receiver is what tells Celery to leave logging to us.
     settings = next((o.settings for o in list(_apps.values()) if o.configure_logging), None)
     if settings is not None:
-        from lightkeeper.sdk.logging import configure_logging
+        from lightkeeper.sdk.logs import configure_logging
 
         configure_logging(settings)
 

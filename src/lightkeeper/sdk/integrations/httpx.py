@@ -15,7 +15,7 @@ Labels carry the host only (no port, no userinfo, never the path or query string
 capped per process.
 
 Spans and `traceparent` come from OpenTelemetry's httpx instrumentation, wired by
-lightkeeper's tracing set-up through `_lazy.on_instrument("httpx", ...)`.
+lightkeeper's tracing set-up through `patching.on_instrument("httpx", ...)`.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import time
 from typing import Any
 
 from lightkeeper.sdk.context import current_request_id
-from lightkeeper.sdk.integrations import _lazy, _outbound
+from lightkeeper.sdk.integrations import _outbound, patching
 
 __all__ = ["instrument_httpx", "uninstrument_httpx"]
 
@@ -37,7 +37,7 @@ _failure_kinds: tuple[tuple[type[BaseException], str], ...] = ()
 
 
 def _load() -> Any:
-    return _lazy.require("httpx", integration="httpx", distribution="httpx", minimum="0.23", below="1.0")
+    return patching.require("httpx", integration="httpx", distribution="httpx", minimum="0.23", below="1.0")
 
 
 def instrument_httpx(client: Any = None, *, request_id_header: str | None = None) -> None:
@@ -61,30 +61,30 @@ def instrument_httpx(client: Any = None, *, request_id_header: str | None = None
         (httpx.ProtocolError, "protocol"),
     )
     if client is None:
-        changed = _lazy.patch_class(httpx.HTTPTransport, "handle_request", _wrap_sync)
-        changed |= _lazy.patch_class(httpx.AsyncHTTPTransport, "handle_async_request", _wrap_async)
+        changed = patching.patch_class(httpx.HTTPTransport, "handle_request", _wrap_sync)
+        changed |= patching.patch_class(httpx.AsyncHTTPTransport, "handle_async_request", _wrap_async)
     else:
         changed = False
         for transport in _transports(client):
             if isinstance(client, httpx.AsyncClient):
-                changed |= _lazy.patch_instance(transport, "handle_async_request", _wrap_async)
+                changed |= patching.patch_instance(transport, "handle_async_request", _wrap_async)
             else:
-                changed |= _lazy.patch_instance(transport, "handle_request", _wrap_sync)
+                changed |= patching.patch_instance(transport, "handle_request", _wrap_sync)
     if changed:
-        _lazy.instrumented("httpx", client)
+        patching.instrumented("httpx", client)
 
 
 def uninstrument_httpx(client: Any = None) -> None:
     """Undo `instrument_httpx` for the same target (None: the process-wide patch)."""
     httpx = _load()
     if client is None:
-        _lazy.unpatch_class(httpx.HTTPTransport, "handle_request")
-        _lazy.unpatch_class(httpx.AsyncHTTPTransport, "handle_async_request")
+        patching.unpatch_class(httpx.HTTPTransport, "handle_request")
+        patching.unpatch_class(httpx.AsyncHTTPTransport, "handle_async_request")
     else:
         for transport in _transports(client):
-            _lazy.unpatch_instance(transport, "handle_request")
-            _lazy.unpatch_instance(transport, "handle_async_request")
-    _lazy.uninstrumented("httpx", client)
+            patching.unpatch_instance(transport, "handle_request")
+            patching.unpatch_instance(transport, "handle_async_request")
+    patching.uninstrumented("httpx", client)
 
 
 def _transports(client: Any) -> list[Any]:

@@ -2,7 +2,7 @@
 
 Metrics for these libraries come from their own integration modules; this module
 adds spans to the same targets once tracing is on (`lightkeeper.sdk.tracing`). It
-listens on the integrations' seam (`_lazy.on_instrument`), so the order of
+listens on the integrations' seam (`patching.on_instrument`), so the order of
 `instrument()`, `instrument_sqlalchemy(engine)` and the imports does not matter:
 targets instrumented before tracing starts are caught up, later ones are wired as
 they come.
@@ -28,7 +28,7 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
-from lightkeeper.sdk.integrations import _lazy
+from lightkeeper.sdk.integrations import patching
 
 __all__ = ["CONTRIB_RANGE", "enable"]
 
@@ -63,7 +63,7 @@ def enable(provider: Any) -> None:
     global _provider
     _provider = provider
     for integration, callback in _CALLBACKS.items():
-        _lazy.on_instrument(integration, callback)
+        patching.on_instrument(integration, callback)
 
 
 def _contrib(kind: str) -> Any:
@@ -71,7 +71,7 @@ def _contrib(kind: str) -> Any:
     from lightkeeper.sdk.tracing import TracingSetupError
 
     distribution, module_name, class_name = _CONTRIB[kind]
-    module = _lazy.require(
+    module = patching.require(
         module_name,
         integration=f"{kind} tracing",
         distribution=distribution,
@@ -203,7 +203,7 @@ def _sqlalchemy(engine: Any) -> None:
 def _requests(_target: Any) -> None:
     import requests
 
-    _lazy.patch_class(requests.Session, "send", _wrap_session_send)
+    patching.patch_class(requests.Session, "send", _wrap_session_send)
 
 
 def _wrap_session_send(send: Any) -> Any:

@@ -20,8 +20,8 @@ import inspect
 import time
 from typing import Any
 
-from lightkeeper.sdk import catalogue
-from lightkeeper.sdk.integrations import _labels, _lazy
+from lightkeeper import catalogue
+from lightkeeper.sdk.integrations import _labels, patching
 from lightkeeper.sdk.metrics import family
 
 __all__ = ["instrument_redis", "uninstrument_redis"]
@@ -31,7 +31,9 @@ _errors: dict[tuple[str, str], Any] = {}
 
 
 def _load() -> Any:
-    _lazy.require("redis", integration="redis", distribution="redis", minimum="4.2", below="9", extra="redis")
+    patching.require(
+        "redis", integration="redis", distribution="redis", minimum="4.2", below="9", extra="redis"
+    )
     import redis
     import redis.asyncio
 
@@ -46,32 +48,32 @@ def instrument_redis(client: Any = None) -> None:
     """
     redis = _load()
     if client is None:
-        changed = _lazy.patch_class(redis.Redis, "execute_command", _wrap_command)
-        changed |= _lazy.patch_class(redis.asyncio.Redis, "execute_command", _wrap_async_command)
-        changed |= _lazy.patch_class(redis.client.Pipeline, "execute", _wrap_pipeline)
-        changed |= _lazy.patch_class(redis.asyncio.client.Pipeline, "execute", _wrap_async_pipeline)
+        changed = patching.patch_class(redis.Redis, "execute_command", _wrap_command)
+        changed |= patching.patch_class(redis.asyncio.Redis, "execute_command", _wrap_async_command)
+        changed |= patching.patch_class(redis.client.Pipeline, "execute", _wrap_pipeline)
+        changed |= patching.patch_class(redis.asyncio.client.Pipeline, "execute", _wrap_async_pipeline)
     else:
-        is_async = inspect.iscoroutinefunction(_lazy.original(type(client).execute_command))
-        changed = _lazy.patch_instance(
+        is_async = inspect.iscoroutinefunction(patching.original(type(client).execute_command))
+        changed = patching.patch_instance(
             client, "execute_command", _wrap_async_command if is_async else _wrap_command
         )
         if hasattr(client, "pipeline"):
-            changed |= _lazy.patch_instance(client, "pipeline", _wrap_pipeline_factory(is_async))
+            changed |= patching.patch_instance(client, "pipeline", _wrap_pipeline_factory(is_async))
     if changed:
-        _lazy.instrumented("redis", client)
+        patching.instrumented("redis", client)
 
 
 def uninstrument_redis(client: Any = None) -> None:
     redis = _load()
     if client is None:
-        _lazy.unpatch_class(redis.Redis, "execute_command")
-        _lazy.unpatch_class(redis.asyncio.Redis, "execute_command")
-        _lazy.unpatch_class(redis.client.Pipeline, "execute")
-        _lazy.unpatch_class(redis.asyncio.client.Pipeline, "execute")
+        patching.unpatch_class(redis.Redis, "execute_command")
+        patching.unpatch_class(redis.asyncio.Redis, "execute_command")
+        patching.unpatch_class(redis.client.Pipeline, "execute")
+        patching.unpatch_class(redis.asyncio.client.Pipeline, "execute")
     else:
-        _lazy.unpatch_instance(client, "execute_command")
-        _lazy.unpatch_instance(client, "pipeline")
-    _lazy.uninstrumented("redis", client)
+        patching.unpatch_instance(client, "execute_command")
+        patching.unpatch_instance(client, "pipeline")
+    patching.uninstrumented("redis", client)
 
 
 def _duration(command: str) -> Any:
@@ -154,7 +156,7 @@ def _wrap_pipeline_factory(is_async: bool) -> Any:
     def make(pipeline: Any) -> Any:
         def pipeline_recorded(self: Any, *args: Any, **kwargs: Any) -> Any:
             pipe = pipeline(self, *args, **kwargs)
-            _lazy.patch_instance(pipe, "execute", wrap)
+            patching.patch_instance(pipe, "execute", wrap)
             return pipe
 
         return pipeline_recorded

@@ -21,7 +21,7 @@ import time
 from typing import Any
 
 from lightkeeper.sdk.context import current_request_id
-from lightkeeper.sdk.integrations import _lazy, _outbound
+from lightkeeper.sdk.integrations import _outbound, patching
 
 __all__ = ["instrument_requests", "uninstrument_requests"]
 
@@ -31,7 +31,7 @@ _classify: Any = None
 
 
 def _load() -> Any:
-    _lazy.require("requests", integration="requests", distribution="requests", minimum="2.25", below="3")
+    patching.require("requests", integration="requests", distribution="requests", minimum="2.25", below="3")
     import requests.adapters
 
     return requests
@@ -47,14 +47,14 @@ def instrument_requests(*, request_id_header: str | None = None) -> None:
         request_id_header = current_settings().request_id_header
     _header = request_id_header
     _classify = _classifier(requests)
-    if _lazy.patch_class(requests.adapters.HTTPAdapter, "send", _wrap):
-        _lazy.instrumented("requests", None)
+    if patching.patch_class(requests.adapters.HTTPAdapter, "send", _wrap):
+        patching.instrumented("requests", None)
 
 
 def uninstrument_requests() -> None:
     requests = _load()
-    _lazy.unpatch_class(requests.adapters.HTTPAdapter, "send")
-    _lazy.uninstrumented("requests", None)
+    patching.unpatch_class(requests.adapters.HTTPAdapter, "send")
+    patching.uninstrumented("requests", None)
 
 
 def _classifier(requests: Any) -> Any:

@@ -27,8 +27,8 @@ from collections.abc import Callable
 from pathlib import PurePath
 from typing import Any
 
-from lightkeeper.sdk import catalogue
-from lightkeeper.sdk.integrations import _labels, _lazy
+from lightkeeper import catalogue
+from lightkeeper.sdk.integrations import _labels, patching
 from lightkeeper.sdk.metrics import family
 
 __all__ = ["instrument_sqlalchemy", "uninstrument_sqlalchemy"]
@@ -51,7 +51,7 @@ _error_children: dict[str, Any] = {}
 
 
 def _load() -> Any:
-    _lazy.require(
+    patching.require(
         "sqlalchemy",
         integration="sqlalchemy",
         distribution="SQLAlchemy",
@@ -94,10 +94,10 @@ def instrument_sqlalchemy(
     ]
     for event_name, fn in listeners:
         sqlalchemy.event.listen(sync_engine, event_name, fn)
-    _lazy.patch_instance(sync_engine, "raw_connection", _wait_timer(name))
+    patching.patch_instance(sync_engine, "raw_connection", _wait_timer(name))
     _instrumented[sync_engine] = listeners
     _set_max(sync_engine.pool, name)
-    _lazy.instrumented("sqlalchemy", engine)
+    patching.instrumented("sqlalchemy", engine)
 
 
 def uninstrument_sqlalchemy(engine: Any) -> None:
@@ -108,8 +108,8 @@ def uninstrument_sqlalchemy(engine: Any) -> None:
         return
     for event_name, fn in listeners:
         sqlalchemy.event.remove(sync_engine, event_name, fn)
-    _lazy.unpatch_instance(sync_engine, "raw_connection")
-    _lazy.uninstrumented("sqlalchemy", engine)
+    patching.unpatch_instance(sync_engine, "raw_connection")
+    patching.uninstrumented("sqlalchemy", engine)
 
 
 def pool_name(url: Any) -> str:

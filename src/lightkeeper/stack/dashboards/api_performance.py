@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from lightkeeper.sdk import catalogue as cat
+from lightkeeper import catalogue as cat
 from lightkeeper.spec.models import Spec
 from lightkeeper.stack.dashboards import panels as p
 from lightkeeper.stack.dashboards import queries as q

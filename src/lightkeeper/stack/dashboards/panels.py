@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from lightkeeper.sdk import catalogue as cat
+from lightkeeper import catalogue as cat
 from lightkeeper.spec.models import SEVERITIES, Severity, Spec
 from lightkeeper.stack import names, promql, rules
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from lightkeeper.sdk.catalogue import Signal
+from lightkeeper.catalogue import Signal
 from lightkeeper.stack import promql
 from lightkeeper.stack.promql import Matcher
 

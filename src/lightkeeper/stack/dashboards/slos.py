@@ -9,7 +9,7 @@ tier factors from `stack.slo`, computed for each SLO's own period.
 
 from __future__ import annotations
 
-from lightkeeper.sdk import catalogue as cat
+from lightkeeper import catalogue as cat
 from lightkeeper.spec.models import SLO, Spec
 from lightkeeper.stack import promql, rules
 from lightkeeper.stack import slo as slo_math

@@ -42,8 +42,9 @@ import traceback
 from collections import OrderedDict
 from typing import Any
 
-from lightkeeper.sdk import catalogue, context, redact
-from lightkeeper.sdk.integrations import _lazy
+from lightkeeper import catalogue
+from lightkeeper.sdk import context, redact
+from lightkeeper.sdk.integrations import patching
 from lightkeeper.sdk.metrics import family
 from lightkeeper.sdk.settings import Settings
 
@@ -283,7 +284,7 @@ def _chain(first: Any, second: Any) -> Any:
 
 def _init(dsn: str, settings: Settings) -> None:
     global _fork_hook_registered
-    sentry_sdk = _lazy.require(
+    sentry_sdk = patching.require(
         "sentry_sdk",
         integration="errors",
         distribution="sentry-sdk",
@@ -472,7 +473,7 @@ def capture_exception(exc: BaseException, **context_fields: Any) -> None:
         report(exc, context_fields, handled=True)
     except Exception:  # reporting must never raise into the caller's error handling
         _log.debug("sentry reporting failed", exc_info=True)
-    from lightkeeper.sdk.logging import emit
+    from lightkeeper.sdk.logs import emit
 
     fields = {(f"context_{k}" if k in _RESERVED_LOG_KEYS else k): v for k, v in context_fields.items()}
     emit(
@@ -667,4 +668,4 @@ def _on_celery(celery_app: Any) -> None:
     signals.worker_init.connect(worker_init, weak=False, dispatch_uid="lightkeeper.errors.worker_init")
 
 
-_lazy.on_instrument("celery", _on_celery)
+patching.on_instrument("celery", _on_celery)

@@ -6,9 +6,9 @@ import logging
 
 import structlog
 
-from lightkeeper.sdk import catalogue
+from lightkeeper import catalogue
 from lightkeeper.sdk.context import scoped
-from lightkeeper.sdk.logging import configure_logging
+from lightkeeper.sdk.logs import configure_logging
 from lightkeeper.sdk.settings import load_settings
 from lightkeeper.testing import capture_metrics
 

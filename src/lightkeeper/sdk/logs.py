@@ -20,7 +20,8 @@ import structlog
 import structlog.contextvars as structlog_contextvars
 from structlog.types import EventDict, Processor, WrappedLogger
 
-from lightkeeper.sdk import catalogue, redact
+from lightkeeper import catalogue
+from lightkeeper.sdk import redact
 from lightkeeper.sdk.context import _request_context
 from lightkeeper.sdk.metrics import family
 from lightkeeper.sdk.settings import Settings
@@ -74,7 +75,7 @@ def _format_exc_info(_: WrappedLogger, __: str, event_dict: EventDict) -> EventD
     else:
         exc = sys.exc_info()[1]
     if exc is not None:
-        from lightkeeper.sdk.errors import format_exception
+        from lightkeeper.sdk.error_reporting import format_exception
 
         event_dict["exception"] = format_exception(exc)
     return event_dict

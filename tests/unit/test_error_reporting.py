@@ -1,4 +1,4 @@
-"""lightkeeper.sdk.errors in-process: the per-fingerprint budget, event redaction, the
+"""lightkeeper.sdk.error_reporting in-process: the per-fingerprint budget, event redaction, the
 Sentry hooks and `capture_exception` without Sentry.
 
 Sentry's real transport, exactly-once reporting and endpoint failures are covered in
@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 
 import lightkeeper
-from lightkeeper.sdk import context, errors, redact
+from lightkeeper.sdk import context, redact
+from lightkeeper.sdk import error_reporting as errors
 from lightkeeper.testing import capture_logs, capture_metrics
 
 BEARER = "Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ1c2VyXzQyIn0.c2lnbmF0dXJlLXNpZ25hdHVyZQ"
