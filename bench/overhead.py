@@ -279,6 +279,7 @@ def run(args: argparse.Namespace) -> str:
     item: dict[str, list[float]] = {n: [] for n in names}
     cpu: dict[str, list[float]] = {n: [] for n in names}
     fail: dict[str, list[float]] = {n: [] for n in names}
+    fail_cpu: dict[str, list[float]] = {n: [] for n in names}
     try:
         for r in range(args.rounds):
             order = names[:]
@@ -287,7 +288,9 @@ def run(args: argparse.Namespace) -> str:
                 res = workers[n].time(ITEM_PATH, args.requests, args.warmup)
                 item[n].append(res["us"])
                 cpu[n].append(res["cpu_us"])
-                fail[n].append(workers[n].time(FAIL_PATH, args.fail_requests, args.warmup // 10)["us"])
+                res = workers[n].time(FAIL_PATH, args.fail_requests, args.warmup // 10)
+                fail[n].append(res["us"])
+                fail_cpu[n].append(res["cpu_us"])
             print(f"round {r + 1}/{args.rounds} done", file=sys.stderr)
     finally:
         for w in workers.values():
@@ -302,8 +305,9 @@ def run(args: argparse.Namespace) -> str:
 
     lines = [
         "| variant | µs/request | overhead µs | CPU overhead µs | failing request overhead µs | "
-        "wrk req/s | ratio to bare | server CPU µs/req under wrk | wrk p99 ms |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "failing request CPU overhead µs | wrk req/s | ratio to bare | server CPU µs/req under wrk | "
+        "wrk p99 ms |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for n in names:
         rps = _median([x["rps"] for x in wrk[n]])
@@ -313,11 +317,12 @@ def run(args: argparse.Namespace) -> str:
             f"| {n} | {_median(item[n]):.1f} | {oh} | "
             f"{'-' if n == 'bare' else f'{overhead(cpu, n):.1f}'} | "
             f"{'-' if n == 'bare' else f'{overhead(fail, n):.1f}'} | "
+            f"{'-' if n == 'bare' else f'{overhead(fail_cpu, n):.1f}'} | "
             f"{rps:.0f} | {wrk_ratio(wrk, n):.2f} | "
             f"{_median([x['cpu_us'] for x in wrk[n]]):.1f} | {p99:.2f} |"
         )
     lines.append("")
-    lines += _targets(names, item, fail, wrk, overhead)
+    lines += _targets(names, item, fail, fail_cpu, wrk, overhead)
     lines.append("")
     lines += [f"- **{n}**: {VARIANTS[n][0]}" for n in names]
     header = (
@@ -335,6 +340,7 @@ def _targets(
     names: list[str],
     item: dict[str, list[float]],
     fail: dict[str, list[float]],
+    fail_cpu: dict[str, list[float]],
     wrk: dict[str, list[dict[str, float]]],
     overhead: Any,
 ) -> list[str]:
@@ -348,6 +354,10 @@ def _targets(
 
     out.append(f"- lightkeeper / pfi overhead = {ratio('lightkeeper', 'pfi', item)} (target <= 0.50)")
     out.append(f"- lightkeeper / stack overhead = {ratio('lightkeeper', 'stack', item)} (target <= 0.10)")
+    out.append(
+        f"- failing request, lightkeeper / pfi overhead = {ratio('lightkeeper', 'pfi', fail)} wall, "
+        f"{ratio('lightkeeper', 'pfi', fail_cpu)} CPU (target <= 2.00)"
+    )
     if wrk.get("lightkeeper") and wrk.get("bare"):
         lk = wrk_ratio(wrk, "lightkeeper")
         out.append(f"- lightkeeper wrk throughput / bare = {lk:.2f} (target >= 0.90)")

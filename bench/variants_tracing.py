@@ -247,7 +247,7 @@ def _server_case(mode: str, n: int) -> float:
     app = base_app()
     if mode.startswith("lightkeeper"):
         import lightkeeper
-        from lightkeeper.sdk import tracing
+        from lightkeeper.sdk import server_span
 
         # Metrics stay on (they are what lightkeeper always records); logs are off on both sides.
         lightkeeper.instrument(
@@ -257,7 +257,7 @@ def _server_case(mode: str, n: int) -> float:
         runtime.tracing = (
             None
             if mode.endswith("metrics-only")
-            else tracing.ServerTracing(provider.get_tracer("lightkeeper"))
+            else server_span.ServerTracing(provider.get_tracer("lightkeeper"))
         )
     loop = asyncio.new_event_loop()
     loop.run_until_complete(_drive(app, ITEM_PATH, 300))

@@ -15,6 +15,8 @@ import time
 import structlog
 from fastapi import BackgroundTasks, FastAPI, Request
 from fastapi.responses import StreamingResponse
+from starlette.requests import Request as StarletteRequest
+from starlette.responses import PlainTextResponse
 
 import lightkeeper
 from lightkeeper import health
@@ -63,6 +65,7 @@ async def background(tasks: BackgroundTasks) -> dict[str, str]:
 
 @app.get("/sync/{n}")
 def sync_endpoint(n: int) -> dict[str, int]:
+    lightkeeper.bind(job=f"sync-{n}")  # bound in a pool thread: must reach the access line
     structlog.get_logger().info("sync_work", n=n)
     logging.getLogger("app.sync").warning("stdlib line from a thread")
     return {"n": n}
@@ -80,6 +83,14 @@ async def login(request: Request) -> dict[str, str]:
     )
     return {"ok": "yes"}
 
+
+async def plain(request: StarletteRequest) -> PlainTextResponse:
+    """A Starlette route on a FastAPI app: the router records no scope["route"]."""
+    lightkeeper.bind(plain_n=request.path_params["n"])
+    return PlainTextResponse("plain")
+
+
+app.add_route("/plain/{n}", plain)
 
 sub = FastAPI()
 

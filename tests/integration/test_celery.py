@@ -11,6 +11,7 @@ import asyncio
 import json
 import os
 import subprocess
+import sys
 import time
 import urllib.request
 import uuid
@@ -447,3 +448,46 @@ def test_missing_options_are_rejected() -> None:
         instrument_celery(app, sample_interval=0)
     with pytest.raises(ValueError, match="timeout"):
         celery_check(app, timeout=0)
+
+
+def test_signals_are_connected_by_instrument_celery_and_a_worker_start_configures_the_process() -> None:
+    # A fresh interpreter: signal receivers, the tracer provider and Sentry are process wide.
+    script = """
+import celery.signals as signals
+from celery import Celery
+
+import lightkeeper.sdk.integrations.celery as lk_celery
+from lightkeeper.sdk import error_reporting, trace_provider
+from lightkeeper.sdk.settings import load_settings
+
+def receivers(signal):
+    return [r for r in signal.receivers if "lightkeeper" in repr(r[0])]
+
+assert not receivers(signals.worker_init) and not receivers(signals.task_prerun), "connected on import"
+app = Celery("probe", broker="memory://")
+settings = load_settings(service="worker", otlp_endpoint="http://127.0.0.1:9", sentry_dsn="http://k@127.0.0.1:9/1")
+lk_celery.instrument_celery(app, settings=settings, sample_interval=None, configure_logging=False)
+assert receivers(signals.worker_init) and receivers(signals.task_prerun), "not connected by instrument_celery"
+assert trace_provider.active_provider() is None and not error_reporting.sentry_enabled()
+
+class Worker:
+    pass
+worker = Worker()
+worker.app = app
+signals.worker_init.send(sender=worker)
+provider = trace_provider.active_provider()
+assert provider is not None, "the worker start did not configure tracing"
+assert provider.resource.attributes["service.name"] == "worker"
+assert error_reporting.sentry_enabled(), "the worker start did not configure Sentry"
+print("OK")
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=str(services.ROOT),
+        env={k: v for k, v in os.environ.items() if not k.startswith(("LIGHTKEEPER_", "OTEL_", "SENTRY_"))},
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.strip().endswith("OK")

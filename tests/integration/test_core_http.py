@@ -97,7 +97,7 @@ def test_route_templates_status_codes_and_histograms_are_exact(server: tuple[str
             assert "o-1" not in value and "u-2" not in value and "abc" not in value, (name, labels)
 
 
-def test_unhandled_exception_is_a_500_with_request_id_counted_and_logged_once(
+def test_unhandled_exception_is_a_500_with_request_id_counted_logged_once_and_reaches_uvicorn(
     server: tuple[str, Path],
 ) -> None:
     base, log = server
@@ -105,6 +105,7 @@ def test_unhandled_exception_is_a_500_with_request_id_counted_and_logged_once(
     response = httpx.get(f"{base}/fail", headers={"X-Request-ID": "fail-req-1"})
     assert response.status_code == 500
     assert response.headers["x-request-id"] == "fail-req-1"
+    assert response.headers["connection"] == "close"  # uvicorn closes it after the re-raise
     after = metrics(base)
     exc = catalogue.HTTP_EXCEPTIONS.name
     assert (
@@ -125,8 +126,14 @@ def test_unhandled_exception_is_a_500_with_request_id_counted_and_logged_once(
     assert "database said no" in tracebacks[0]["exception"]
     access = [line for line in lines if line["event"] == "http_request"]
     assert len(access) == 1 and access[0]["status_code"] == 500 and access[0]["level"] == "error"
-    # uvicorn must not log the same traceback again
-    assert not any("Exception in ASGI application" in str(line.get("event")) for line in log_lines(log))
+    # The exception went on to uvicorn, which logs it as it does without Lightkeeper,
+    # but names it instead of repeating the traceback: one traceback per exception.
+    everything = log_lines(log)
+    server_lines = [line for line in everything if "Exception in ASGI application" in str(line.get("event"))]
+    assert len(server_lines) == 1, server_lines
+    assert server_lines[0]["logger"] == "uvicorn.error" and server_lines[0]["level"] == "error"
+    assert server_lines[0]["exception"] == "RuntimeError (traceback in the unhandled_exception line)"
+    assert len([line for line in everything if "database said no" in str(line.get("exception"))]) == 1
 
 
 def test_streaming_is_timed_to_the_last_chunk_and_background_tasks_are_not(
@@ -189,6 +196,37 @@ def test_request_id_round_trips_and_reaches_every_line_of_the_request(server: tu
     assert access["service"] == "core" and access["environment"] == "test" and access["version"] == "9.9.9"
     assert mine["stdlib line from a thread"]["logger"] == "app.sync"
     assert mine["stdlib line from a thread"]["level"] == "warning"
+
+
+def test_bindings_reach_the_access_line_and_starlette_routes_get_their_template(
+    server: tuple[str, Path],
+) -> None:
+    base, log = server
+    before = metrics(base)
+    httpx.get(f"{base}/sync/8", headers={"X-Request-ID": "req-bind-sync"})
+    httpx.get(f"{base}/plain/3", headers={"X-Request-ID": "req-bind-plain"})
+    assert httpx.get(f"{base}/openapi.json").status_code == 200
+    after = metrics(base)
+
+    def access_of(rid: str) -> dict:
+        return wait_for_line(
+            log, lambda line: line.get("request_id") == rid and line["event"] == "http_request"
+        )[0]
+
+    sync_line, plain_line = access_of("req-bind-sync"), access_of("req-bind-plain")
+    assert sync_line["job"] == "sync-8"  # bound in the thread pool, written by the middleware
+    assert plain_line["plain_n"] == "3" and plain_line["route"] == "/plain/{n}"
+    for route in ("/plain/{n}", "/openapi.json"):
+        assert (
+            sample_value(after, REQUESTS, route=route, status_code="200")
+            - sample_value(before, REQUESTS, route=route, status_code="200")
+            == 1
+        ), route
+    # Idle now: every route requested keeps its in-progress sample, at 0.
+    in_progress = catalogue.HTTP_REQUESTS_IN_PROGRESS.name
+    for route in ("/plain/{n}", "/sync/{n}", "/openapi.json"):
+        key = (in_progress, frozenset({"method": "GET", "route": route}.items()))
+        assert after.get(key) == 0, (route, sorted(k for k in after if k[0] == in_progress))
 
 
 def test_background_task_lines_keep_the_request_id(server: tuple[str, Path]) -> None:

@@ -1,8 +1,12 @@
-"""Health endpoints against the real PostgreSQL and Redis, and against broken ones."""
+"""Health endpoints against the real PostgreSQL and Redis, and against broken ones,
+served by a real uvicorn with default settings (plus a metrics token)."""
 
 from __future__ import annotations
 
+import json
 import time
+from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -13,7 +17,10 @@ from tests.support.services import uvicorn_process
 APP = "tests.apps.core_app:app"
 PG_PASSWORD = "Pg-Sup3r-S3cret-pw"
 REDIS_PASSWORD = "Redis-S3cret-pw-42"
-TIMEOUT = 2.0  # instrument()'s default per-check timeout
+TOKEN = "health-and-metrics-token-5b2d"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+KUBELET_TIMEOUT = 1.0  # Kubernetes' default probe timeoutSeconds
+CACHE = 1.0  # instrument()'s default health_cache_seconds
 
 
 def pg_url(port: int) -> str:
@@ -25,47 +32,84 @@ def redis_url(port: int) -> str:
     return f"redis://:{REDIS_PASSWORD}@127.0.0.1:{port}/0"
 
 
-def test_healthy_dependencies_answer_200_with_per_check_detail() -> None:
-    env = {"CORE_PG_URL": pg_url(5432), "CORE_REDIS_URL": f"redis://127.0.0.1:{services.REDIS_PORT}/0"}
+def json_lines(log: Path) -> list[dict[str, Any]]:
+    lines = []
+    for raw in log.read_text().splitlines():
+        if raw.startswith("{"):
+            lines.append(json.loads(raw))
+    return lines
+
+
+def test_healthy_dependencies_answer_200_and_only_the_token_sees_detail() -> None:
+    env = {
+        "CORE_PG_URL": pg_url(5432),
+        "CORE_REDIS_URL": f"redis://127.0.0.1:{services.REDIS_PORT}/0",
+        "LIGHTKEEPER_METRICS_TOKEN": TOKEN,
+    }
     with uvicorn_process(APP, env=env) as (port, log):
         base = f"http://127.0.0.1:{port}"
         ready = httpx.get(f"{base}/health/ready", timeout=10)
         assert ready.status_code == 200, ready.text
-        detail = httpx.get(f"{base}/health", timeout=10).json()
+        anonymous = httpx.get(f"{base}/health", timeout=10).json()
+        assert anonymous == {
+            "status": "pass",
+            "checks": {"postgres": {"status": "pass"}, "redis": {"status": "pass"}},
+        }
+        detail = httpx.get(f"{base}/health", headers=AUTH, timeout=10).json()
         assert detail["status"] == "pass"
         assert set(detail["checks"]) == {"postgres", "redis"}
         for result in detail["checks"].values():
             assert result["status"] == "pass" and result["latency_ms"] >= 0
         assert detail["service"] == "core" and detail["version"] == "9.9.9"
-        metrics = httpx.get(f"{base}/metrics").text
+        metrics = httpx.get(f"{base}/metrics", headers=AUTH).text
         assert 'lightkeeper_health_check_up{check="postgres"} 1.0' in metrics
         assert PG_PASSWORD not in log.read_text()
+        # healthy from the start: no state-change line
+        assert not [x for x in json_lines(log) if x["event"].startswith("health_check_")]
 
 
 @pytest.mark.parametrize("failure", ["refused", "hung"])
-def test_broken_dependencies_answer_503_within_the_timeout_without_leaking_passwords(failure: str) -> None:
+def test_broken_dependencies_answer_503_inside_the_kubelet_timeout_and_log_once(failure: str) -> None:
     with services.silent_listener() as hung_port:
         port = services.closed_port() if failure == "refused" else hung_port
-        env = {"CORE_PG_URL": pg_url(port), "CORE_REDIS_URL": redis_url(port)}
+        env = {
+            "CORE_PG_URL": pg_url(port),
+            "CORE_REDIS_URL": redis_url(port),
+            "LIGHTKEEPER_METRICS_TOKEN": TOKEN,
+        }
         with uvicorn_process(APP, env=env) as (app_port, log):
             base = f"http://127.0.0.1:{app_port}"
             start = time.monotonic()
             ready = httpx.get(f"{base}/health/ready", timeout=30)
             elapsed = time.monotonic() - start
             assert ready.status_code == 503
-            assert elapsed < TIMEOUT + 0.5, f"readiness took {elapsed:.2f}s"
-            body = ready.json()
-            assert body["status"] == "fail"
-            assert {c["status"] for c in body["checks"].values()} == {"fail"}
-            if failure == "hung":
-                assert all("timed out" in c["error"] for c in body["checks"].values()), body
+            assert elapsed < KUBELET_TIMEOUT, f"readiness took {elapsed:.2f}s"
+            assert ready.json() == {
+                "status": "fail",
+                "checks": {"postgres": {"status": "fail"}, "redis": {"status": "fail"}},
+            }
             live_start = time.monotonic()
             live = httpx.get(f"{base}/health/live", timeout=5)
             assert live.status_code == 200 and time.monotonic() - live_start < 0.5
-            time.sleep(TIMEOUT + 0.2)  # let the cache expire and run the checks again
-            detail = httpx.get(f"{base}/health", timeout=30)
-            assert detail.status_code == 503
-            everything = ready.text + detail.text + log.read_text() + httpx.get(f"{base}/metrics").text
+            time.sleep(CACHE + 0.2)  # let the cache expire and run the checks again
+            start = time.monotonic()
+            detail = httpx.get(f"{base}/health", headers=AUTH, timeout=30)
+            assert detail.status_code == 503 and time.monotonic() - start < KUBELET_TIMEOUT
+            errors = [c["error"] for c in detail.json()["checks"].values()]
+            if failure == "hung":
+                assert all("timed out" in e for e in errors), errors
+            else:
+                assert all("refused" in e.lower() for e in errors), errors
+            wrong = httpx.get(f"{base}/health", headers={"Authorization": "Bearer nope"}, timeout=30)
+            assert wrong.status_code == 503 and "error" not in wrong.text and "9.9.9" not in wrong.text
+            metrics = httpx.get(f"{base}/metrics", headers=AUTH).text
+            time.sleep(0.2)  # log lines are written behind the request
+            lines = json_lines(log)
+            failed = [x for x in lines if x["event"] == "health_check_failed"]
+            # two probe rounds, one state change per check: one line each
+            assert sorted(x["check"] for x in failed) == ["postgres", "redis"], failed
+            assert all(x["level"] == "warning" and x["reason"] for x in failed)
+            everything = ready.text + detail.text + wrong.text + log.read_text() + metrics
             assert PG_PASSWORD not in everything
             assert REDIS_PASSWORD not in everything
 

@@ -86,7 +86,7 @@ def _command(kind: str, port: int, tmp_path: Path) -> list[str]:
         command.append("--preload")
     if kind == "gunicorn-hook":
         config = tmp_path / "gunicorn_conf.py"
-        config.write_text("from lightkeeper.sdk.multiprocess import child_exit  # noqa: F401\n")
+        config.write_text("from lightkeeper.multiprocess import child_exit  # noqa: F401\n")
         command += ["-c", str(config)]
     return command
 

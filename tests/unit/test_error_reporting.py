@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 import lightkeeper
-from lightkeeper.sdk import context, redact
+from lightkeeper.sdk import context, redact, tracebacks
 from lightkeeper.sdk import error_reporting as errors
 from lightkeeper.testing import capture_logs, capture_metrics
 
@@ -354,7 +354,7 @@ def test_format_exception_matches_the_standard_text_without_carets() -> None:
             raise RuntimeError("while loading") from exc
     except RuntimeError as exc:
         error = exc
-    mine = errors.format_exception(error)
+    mine = tracebacks.format_exception(error)
     standard = "".join(traceback.format_exception(error))
     # Same lines once the stdlib's column markers (^^^^ / ~~~~) are taken out.
     without_carets = [

@@ -94,3 +94,46 @@ def test_a_repeated_request_id_header_keeps_the_last_value() -> None:
         raw_call(app, "POST", "/upload", [(b"x-request-id", b"first-id"), (b"x-request-id", b"second-id")])
     (line,) = [x for x in logs if x["event"] == "http_request"]
     assert line["request_id"] == "second-id"
+
+
+def test_requests_in_progress_stays_visible_as_zero_when_idle() -> None:
+    """`sum(http_requests_in_progress)` must say 0 between requests, not "no data"."""
+    import httpx
+
+    from lightkeeper.testing import parse_metrics, sample_value
+
+    app = FastAPI()
+    release = asyncio.Event()
+    entered = asyncio.Event()
+
+    @app.get("/held/{n}")
+    async def held(n: int) -> dict[str, int]:
+        entered.set()
+        await release.wait()
+        return {"n": n}
+
+    lightkeeper.instrument(app, service="inflight", environment="test", version="1")
+    name = catalogue.HTTP_REQUESTS_IN_PROGRESS.name
+
+    async def scenario() -> tuple[str, str, str]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            before = (await client.get("/metrics")).text
+            pending = asyncio.create_task(client.get("/held/1"))
+            await asyncio.wait_for(entered.wait(), 5)
+            during = (await client.get("/metrics")).text
+            release.set()
+            assert (await asyncio.wait_for(pending, 5)).status_code == 200
+            after = (await client.get("/metrics")).text
+        return before, during, after
+
+    with capture_logs():
+        before, during, after = asyncio.run(scenario())
+    labels = {"method": "GET", "route": "/held/{n}"}
+    assert f"# TYPE {name} gauge" in before
+    assert (name, frozenset(labels.items())) not in parse_metrics(before)  # never requested yet
+    assert sample_value(parse_metrics(during), name, **labels) == 1
+    idle = parse_metrics(after)
+    assert (name, frozenset(labels.items())) in idle and sample_value(idle, name, **labels) == 0
+    # the raw path never becomes a label
+    assert not any(dict(key[1]).get("route", "").startswith("/held/1") for key in idle)

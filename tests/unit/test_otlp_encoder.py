@@ -16,7 +16,7 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from lightkeeper.sdk import redact, tracing
+from lightkeeper.sdk import redact, span_export
 from lightkeeper.sdk.otlp_encoder import Encoder, encode_spans
 
 REMOTE = trace.NonRecordingSpan(
@@ -83,10 +83,10 @@ def test_same_message_as_the_official_encoder() -> None:
 
 def test_the_caches_never_change_the_output() -> None:
     batch = spans()
-    encoder = Encoder(tracing.mask_sql_literals)
+    encoder = Encoder(span_export.mask_sql_literals)
     first = encoder.encode(batch)
     assert encoder.encode(batch) == first  # the second pass is served from the caches
-    assert encoder.encode(batch[:5]) == Encoder(tracing.mask_sql_literals).encode(batch[:5])
+    assert encoder.encode(batch[:5]) == Encoder(span_export.mask_sql_literals).encode(batch[:5])
 
 
 def test_secrets_are_masked_while_encoding() -> None:
@@ -106,7 +106,7 @@ def test_secrets_are_masked_while_encoding() -> None:
     span.add_event("exception", {"exception.message": "AKIAZ7Q4M2N8V5X1C3B6 refused"})
     span.set_status(trace.Status(trace.StatusCode.ERROR, "password=hunter2hunter2"))
     span.end()
-    data = Encoder(tracing.mask_sql_literals).encode(exporter.get_finished_spans())
+    data = Encoder(span_export.mask_sql_literals).encode(exporter.get_finished_spans())
     for secret in (
         b"sk-proj-Qw8v",
         b"hunter2",
@@ -125,7 +125,7 @@ def test_secrets_are_masked_while_encoding() -> None:
 
 
 def test_the_exporter_sends_lean_bytes_through_the_official_transport() -> None:
-    exporter = tracing.LeanOTLPExporter("http://127.0.0.1:9/v1/traces", timeout=1.0)
+    exporter = span_export.LeanOTLPExporter("http://127.0.0.1:9/v1/traces", timeout=1.0)
 
     class Client:
         def __init__(self) -> None:
@@ -140,3 +140,20 @@ def test_the_exporter_sends_lean_bytes_through_the_official_transport() -> None:
     batch = spans()
     assert exporter.export(batch).name == "SUCCESS"
     assert decoded(client.sent[0]) == decoded(official_encode(batch).SerializeToString())
+
+
+def test_a_redaction_rule_added_later_applies_to_attributes_already_encoded() -> None:
+    """The encoder remembers encoded attributes; new rules must not be bypassed by that memory."""
+    from lightkeeper.sdk import redact
+    from lightkeeper.sdk.otlp_encoder import Encoder
+
+    encoder = Encoder(lambda sql: sql)
+    first = encoder._attributes(9, {"tenant.label": "ACME-12345678"})
+    assert b"ACME-12345678" in first
+    try:
+        redact.configure(patterns=[r"ACME-[0-9]{8}"])
+        second = encoder._attributes(9, {"tenant.label": "ACME-12345678"})
+        assert b"ACME-12345678" not in second
+        assert redact.MASK.encode() in second
+    finally:
+        redact.configure()

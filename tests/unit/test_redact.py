@@ -1,4 +1,4 @@
-"""Behaviour of `lightkeeper.sdk.redact`: secrets never survive, ordinary events are untouched."""
+"""Behaviour of the shared redaction: secrets never survive, ordinary events are untouched."""
 
 from __future__ import annotations
 
@@ -24,6 +24,8 @@ from lightkeeper.sdk.redact import (
     redact_value,
     structlog_processor,
 )
+from lightkeeper.sdk.redact import keys as key_rules
+from lightkeeper.sdk.redact import text as text_rules
 from tests.unit.redaction_corpus import (
     ALL_SECRETS,
     EMAILS,
@@ -98,7 +100,7 @@ def test_known_clean_cache_never_holds_a_secret() -> None:
     for case in SECRET_CASES:
         _process(case.event)
         redact_value(case.event)
-    remembered = "\n".join(redact._CLEAN)
+    remembered = "\n".join(text_rules._CLEAN)
     assert remembered  # the cache is in use: ordinary strings of these events are in it
     for case in SECRET_CASES:
         assert leaked(case, remembered) == [], case.shape
@@ -246,9 +248,9 @@ def test_ordinary_keys(key: str) -> None:
 
 
 def test_key_cache_is_bounded() -> None:
-    for i in range(3 * redact._KEY_CACHE_MAX):
+    for i in range(3 * key_rules._KEY_CACHE_MAX):
         is_sensitive_key(f"field_{i}")
-    assert len(redact._KEY_CACHE) <= redact._KEY_CACHE_MAX
+    assert len(key_rules._KEY_CACHE) <= key_rules._KEY_CACHE_MAX
     assert is_sensitive_key("db_password")
 
 
@@ -256,9 +258,9 @@ def test_key_anchors_cover_every_spelling_of_every_sensitive_key() -> None:
     # Free text is only searched for key=value pairs when it contains an anchor.
     for fragment in redact.SENSITIVE_KEY_FRAGMENTS:
         for spelling in {fragment.replace("_", sep) for sep in ("", "_", "-", ".", " ")}:
-            assert redact._may_name_a_secret(spelling), spelling
+            assert key_rules.may_name_a_secret(spelling), spelling
     for word in redact.SENSITIVE_KEY_WORDS:
-        assert redact._may_name_a_secret(word), word
+        assert key_rules.may_name_a_secret(word), word
 
 
 def test_deny_lists_are_plain_data() -> None:

@@ -1,5 +1,6 @@
-"""lightkeeper.sdk.tracing in-process: endpoint resolution, the server span the middleware
-makes, trace ids in logs, exemplars, redaction and failure counting in the exporter.
+"""Tracing in-process (lightkeeper.sdk.trace_provider, server_span, span_export,
+log_correlation): endpoint resolution, the server span the middleware makes, trace ids in
+logs, exemplars, redaction and failure counting in the exporter.
 
 OpenTelemetry's global provider can be set once per process, so these tests give the
 middleware a private provider (`ServerTracing(provider.get_tracer(...))`) with an
@@ -30,8 +31,8 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 import lightkeeper
 from lightkeeper import catalogue
+from lightkeeper.sdk import log_correlation, redact, server_span, span_export, trace_provider, tracing
 from lightkeeper.sdk import logs as lk_logging
-from lightkeeper.sdk import redact, tracing
 from lightkeeper.sdk.settings import SettingsError, load_settings
 from lightkeeper.testing import capture_logs, capture_metrics
 from tests.support.services import ROOT
@@ -225,10 +226,10 @@ class Traced:
             excluded_paths=("/health-ish", "/metrics"),
         )
         runtime = self.app._lightkeeper_runtime  # type: ignore[attr-defined]
-        runtime.tracing = tracing.ServerTracing(self.provider.get_tracer("lightkeeper"))
+        runtime.tracing = server_span.ServerTracing(self.provider.get_tracer("lightkeeper"))
         if tracing.record_exception not in runtime.exception_hooks:
             runtime.exception_hooks.insert(0, tracing.record_exception)
-        lk_logging.add_processor(tracing.add_trace_ids)
+        lk_logging.add_processor(log_correlation.add_trace_ids)
 
     def get(self, path: str, headers: dict[str, str] | None = None) -> httpx.Response:
         async def go() -> httpx.Response:
@@ -336,7 +337,7 @@ def test_fastapi_native_tracing_is_switched_off() -> None:
 
 
 def test_log_lines_outside_any_span_keep_null_ids() -> None:
-    lk_logging.add_processor(tracing.add_trace_ids)
+    lk_logging.add_processor(log_correlation.add_trace_ids)
     with capture_logs() as logs:
         import structlog
 
@@ -359,7 +360,7 @@ def test_trace_ids_of_a_span_started_in_application_code() -> None:
 
 
 def test_sampler_is_parent_based_ratio_and_can_be_retuned() -> None:
-    sampler = tracing._make_sampler(0.0)
+    sampler = trace_provider.make_sampler(0.0)
     provider = TracerProvider(sampler=sampler)
     tracer = provider.get_tracer("t")
     assert not tracer.start_span("root").get_span_context().trace_flags.sampled
@@ -484,7 +485,7 @@ def test_without_a_destination_spans_are_dropped_quietly() -> None:
 def test_spans_dropped_by_a_full_queue_are_counted() -> None:
     inner = Recording()
     inner.block = True  # the collector hangs: the first batch never returns
-    processor = tracing._make_processor(
+    processor = span_export.make_processor(
         tracing.RedactingSpanExporter(lambda: inner),
         1.0,
         max_queue_size=4,
@@ -538,7 +539,7 @@ def _no_global_provider_installed() -> Iterator[None]:
     yield
     # These tests use private providers; one that installed the global provider would
     # leak an exporter thread and a sampler into every later test of the session.
-    assert tracing._installed is None
+    assert trace_provider._installed is None
 
 
 # ------------------------------------------------------------------ contrib versions
@@ -572,5 +573,5 @@ def test_a_library_the_contrib_does_not_support_fails_loudly(monkeypatch: pytest
         "get_dependency_conflicts",
         lambda deps: dependencies.DependencyConflict("redis >= 99", "redis 8.1.0"),
     )
-    with pytest.raises(tracing.TracingSetupError, match="will not patch it silently"):
+    with pytest.raises(otel.TracingSetupError, match="will not patch it silently"):
         otel._contrib("redis")

@@ -211,3 +211,28 @@ def test_with_several_workers_series_are_applied_as_each_request_ends(
     assert middleware._Series("GET", "/mp-a", 200).batchable
     monkeypatch.setattr(middleware.multiprocess, "active_directory", lambda: tmp_path)
     assert not middleware._Series("GET", "/mp-b", 200).batchable
+
+
+def test_exit_and_fork_hooks_wait_until_a_record_waits() -> None:
+    # The middleware module makes its buffer at import; importing must not touch the
+    # process's exit and fork hooks (only instrument() or a first record does).
+    script = textwrap.dedent(
+        """
+        import atexit
+        from lightkeeper.sdk import middleware, write_behind
+        assert not write_behind._hooks_installed, "hooks at import"
+        before = atexit._ncallbacks()
+        buffer = write_behind.WriteBehind(lambda batch: None, 5.0, "t")
+        assert not write_behind._hooks_installed, "hooks for an idle buffer"
+        buffer.add(1)
+        assert write_behind._hooks_installed
+        assert atexit._ncallbacks() == before + 1
+        write_behind.install_process_hooks()
+        assert atexit._ncallbacks() == before + 1, "installed twice"
+        buffer.close()
+        """
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, cwd=str(ROOT), timeout=60
+    )
+    assert out.returncode == 0, out.stderr

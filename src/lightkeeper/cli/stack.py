@@ -1,4 +1,8 @@
-"""`lightkeeper init | generate | check | test-rules | schema | slo`: observability as code."""
+"""`lightkeeper init | generate | check | test-rules | schema | slo`: observability as code.
+
+Each command imports the spec, the generators and rich's widgets it needs when it runs,
+so `lightkeeper --help` loads none of them.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +13,10 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 if TYPE_CHECKING:
+    from rich.progress import Progress
+
     from lightkeeper.spec.models import Spec
 
 SpecPath = Annotated[Path, typer.Option("--spec", "-s", help="The spec file to read.")]
@@ -44,6 +48,8 @@ def _load(spec_path: Path) -> Spec:
 
 
 def _spinner() -> Progress:
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
     return Progress(
         SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err, transient=True
     )
@@ -93,6 +99,8 @@ def generate(
     ] = "default",
 ) -> None:
     """Write Prometheus, Alertmanager, Grafana, Loki, Tempo, Alloy configs, runbooks and rule tests."""
+    from rich.table import Table
+
     from lightkeeper.stack.errors import GenerationError
     from lightkeeper.stack.generate import generate as run
     from lightkeeper.stack.writer import OutputError
@@ -122,6 +130,8 @@ def check(
     ] = DEFAULT_SPEC,
 ) -> None:
     """Validate a generated folder: promtool, amtool (when installed) and Lightkeeper's own checks."""
+    from rich.table import Table
+
     from lightkeeper.stack.validate import passed, run_checks
 
     loaded = _load(spec) if spec.exists() else None

@@ -38,13 +38,14 @@ import logging
 import os
 import threading
 import time
-import traceback
 from collections import OrderedDict
 from typing import Any
 
 from lightkeeper import catalogue
 from lightkeeper.sdk import context, redact
 from lightkeeper.sdk.integrations import patching
+from lightkeeper.sdk.log_correlation import trace_ids
+from lightkeeper.sdk.logs import emit
 from lightkeeper.sdk.metrics import family
 from lightkeeper.sdk.settings import Settings
 
@@ -77,54 +78,6 @@ _DELIVERY_FAILURES = frozenset(
     {"network_error", "send_error", "queue_overflow", "ratelimit_backoff", "buffer_overflow"}
 )
 _RESERVED_LOG_KEYS = frozenset({"event", "exc_info", "exception_type", "level", "timestamp"})
-
-
-# -------------------------------------------------------------------- formatting
-
-_CAUSE = "\nThe above exception was the direct cause of the following exception:\n\n"
-_CONTEXT = "\nDuring handling of the above exception, another exception occurred:\n\n"
-MAX_CHAINED = 5
-
-
-def format_exception(exc: BaseException) -> str:
-    """The familiar "Traceback (most recent call last)" text, chained causes included.
-
-    `traceback.format_exception` on Python 3.11+ re-parses every source line with `ast`
-    to draw `^^^^` under the failing expression: about 2 ms for a FastAPI stack, most
-    of what a failing request costs. Logs and spans need the frames and the lines,
-    not the carets; this reads lines from linecache and costs a tenth.
-    """
-    return _format_chain(exc)
-
-
-def _format_chain(exc: BaseException) -> str:
-    chain: list[tuple[BaseException, str]] = []
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    joint = ""
-    while current is not None and id(current) not in seen and len(chain) < MAX_CHAINED:
-        seen.add(id(current))
-        chain.append((current, joint))
-        if current.__cause__ is not None:
-            current, joint = current.__cause__, _CAUSE
-        elif current.__context__ is not None and not current.__suppress_context__:
-            current, joint = current.__context__, _CONTEXT
-        else:
-            current = None
-    parts: list[str] = []
-    for index, (item, _) in enumerate(reversed(chain)):
-        if index:
-            parts.append(chain[len(chain) - index][1])
-        if item.__traceback__ is not None:
-            parts.append("Traceback (most recent call last):\n")
-            for frame, lineno in traceback.walk_tb(item.__traceback__):
-                code = frame.f_code
-                parts.append(f'  File "{code.co_filename}", line {lineno}, in {code.co_name}\n')
-                line = linecache.getline(code.co_filename, lineno).strip()
-                if line:
-                    parts.append(f"    {line}\n")
-        parts.extend(traceback.format_exception_only(type(item), item))
-    return "".join(parts).rstrip("\n")
 
 
 # -------------------------------------------------------------------- rate limit
@@ -473,8 +426,6 @@ def capture_exception(exc: BaseException, **context_fields: Any) -> None:
         report(exc, context_fields, handled=True)
     except Exception:  # reporting must never raise into the caller's error handling
         _log.debug("sentry reporting failed", exc_info=True)
-    from lightkeeper.sdk.logs import emit
-
     fields = {(f"context_{k}" if k in _RESERVED_LOG_KEYS else k): v for k, v in context_fields.items()}
     emit(
         "error",
@@ -501,8 +452,6 @@ def _tag(event: dict[str, Any]) -> None:
             contexts.setdefault("lightkeeper_request", others)
         else:
             event["contexts"] = {"lightkeeper_request": others}
-    from lightkeeper.sdk.tracing import trace_ids
-
     ids = trace_ids()
     if ids is not None:
         tags.setdefault("trace_id", ids[0])
@@ -620,6 +569,12 @@ def _frame_locals(frame: Any) -> dict[str, str]:
 
 def before_send(event: dict[str, Any], hint: dict[str, Any]) -> dict[str, Any] | None:
     """Sentry hook: tags, application frames' locals, then the shared redaction."""
+    exc_info = hint.get("exc_info") if "log_record" in hint else None
+    if exc_info and getattr(exc_info[1], _REPORTED, False):
+        # A log record about an exception already reported or rate-limited here:
+        # uvicorn logs each one the middleware re-raises, and Sentry's logging
+        # integration would make that an event past the per-fingerprint budget.
+        return None
     _tag(event)
     _app_frames(event, hint)
     return redact_event(event)
@@ -650,22 +605,7 @@ def before_breadcrumb(crumb: dict[str, Any], hint: dict[str, Any] | None) -> dic
 # ------------------------------------------------------------------------- hooks
 
 
-def setup_hook(app: Any, settings: Settings, runtime: Any) -> None:
-    """`instrument()` hook: Sentry for this process, and the middleware's exception hook."""
-    if configure_errors(settings) and report_unhandled not in runtime.exception_hooks:
+def attach(runtime: Any) -> None:
+    """Hand an instrumented app's unhandled exceptions to Sentry (called once Sentry is on)."""
+    if report_unhandled not in runtime.exception_hooks:
         runtime.exception_hooks.append(report_unhandled)
-
-
-def _on_celery(celery_app: Any) -> None:
-    """A Celery worker never calls `instrument()`: set Sentry up when it starts."""
-    from celery import signals
-
-    def worker_init(sender: Any = None, **_: Any) -> None:
-        from lightkeeper.sdk.tracing import _celery_settings
-
-        configure_errors(_celery_settings(getattr(sender, "app", None)))
-
-    signals.worker_init.connect(worker_init, weak=False, dispatch_uid="lightkeeper.errors.worker_init")
-
-
-patching.on_instrument("celery", _on_celery)

@@ -8,6 +8,7 @@ on stdout has the same shape, the same request context and the same redaction.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import sys
@@ -22,9 +23,10 @@ from structlog.types import EventDict, Processor, WrappedLogger
 
 from lightkeeper import catalogue
 from lightkeeper.sdk import redact
-from lightkeeper.sdk.context import _request_context
+from lightkeeper.sdk.context import _request_context, request_bound
 from lightkeeper.sdk.metrics import family
 from lightkeeper.sdk.settings import Settings
+from lightkeeper.sdk.tracebacks import TracebackText
 from lightkeeper.sdk.write_behind import WriteBehind
 
 _LEVELS = {"debug": 10, "info": 20, "warning": 30, "warn": 30, "error": 40, "exception": 40, "critical": 50}
@@ -59,11 +61,38 @@ def _second_text(sec: int) -> str:
     return text
 
 
+class _PendingTraceback:
+    """An event's exception, held in its `exception` field until redaction has run.
+
+    The redaction processor sees only this placeholder (its repr is empty: no rule,
+    not even a service's own pattern, can match it) and `_add_traceback` then puts
+    the text in its place: the traceback is
+    cleaned by `_tracebacks`, which redacts a stack's frames once and only the
+    exception's own line per occurrence, instead of scanning kilobytes of frames on
+    every failing request. The exception is referenced for the length of one
+    pipeline run, never beyond.
+    """
+
+    __slots__ = ("exc",)
+
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
+
+    def __repr__(self) -> str:
+        return ""
+
+
+# The text every log line's `exception` field carries, redacted part by part.
+_tracebacks = TracebackText(redact.redact_text)
+redact.on_reconfigure(_tracebacks.forget)
+
+
 def _format_exc_info(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
     """structlog's `format_exc_info`, with the cheap formatter (no 3.11 column carets).
 
     The stdlib formatter parses every source line of the stack with `ast`; on a
-    failing request that was most of the cost of the whole request.
+    failing request that was most of the cost of the whole request. The text is
+    made after redaction (`_add_traceback`); the field keeps its place in the line.
     """
     exc_info = event_dict.pop("exc_info", None)
     if not exc_info:
@@ -75,9 +104,15 @@ def _format_exc_info(_: WrappedLogger, __: str, event_dict: EventDict) -> EventD
     else:
         exc = sys.exc_info()[1]
     if exc is not None:
-        from lightkeeper.sdk.error_reporting import format_exception
+        event_dict["exception"] = _PendingTraceback(exc)
+    return event_dict
 
-        event_dict["exception"] = format_exception(exc)
+
+def _add_traceback(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
+    """The redacted traceback text in place of its placeholder (right after redaction)."""
+    pending = event_dict.get("exception")
+    if pending.__class__ is _PendingTraceback:
+        event_dict["exception"] = _tracebacks(pending.exc)
     return event_dict
 
 
@@ -105,11 +140,41 @@ def _prepare(sample_rate: float) -> Processor:
         # to merge; only pay for it once the application has used them.
         if getattr(structlog_contextvars, "_CONTEXT_VARS", True):
             structlog_contextvars.merge_contextvars(logger, method_name, event_dict)
-        if "exc_info" in event_dict:
+        if "exc_info" in event_dict and not _logged_before(event_dict):
             _format_exc_info(logger, method_name, event_dict)
         return event_dict
 
     return prepare
+
+
+# Set on an exception whose traceback a Lightkeeper line already carries.
+_LOGGED_ATTR = "_lightkeeper_logged"
+
+
+def mark_logged(exc: BaseException) -> None:
+    """The middleware logged this exception: a server that logs it again after the
+    re-raise (uvicorn's "Exception in ASGI application") must not repeat the
+    traceback, so each exception has one traceback line."""
+    with contextlib.suppress(AttributeError, TypeError):  # a type that refuses attributes
+        setattr(exc, _LOGGED_ATTR, True)
+
+
+def was_logged(exc: BaseException) -> bool:
+    return bool(getattr(exc, _LOGGED_ATTR, False))
+
+
+def _logged_before(event_dict: EventDict) -> bool:
+    """A stdlib record (a server's) about an exception already logged: its line
+    names the exception type instead of repeating the traceback."""
+    if "_record" not in event_dict:
+        return False
+    exc_info = event_dict["exc_info"]
+    exc = exc_info[1] if isinstance(exc_info, tuple) else exc_info
+    if not was_logged(exc):
+        return False
+    del event_dict["exc_info"]
+    event_dict["exception"] = f"{type(exc).__name__} (traceback in the unhandled_exception line)"
+    return True
 
 
 def _finish(settings: Settings) -> Processor:
@@ -156,7 +221,8 @@ def shared_processors(settings: Settings) -> list[Processor]:
     """
     chain: list[Processor] = [
         _prepare(settings.log_info_sample_rate),
-        redact.structlog_processor,  # also covers a formatted traceback
+        redact.structlog_processor,
+        _add_traceback,  # redacts the traceback itself, a stack's frames once
         *_extra_processors,
         _finish(settings),
     ]
@@ -251,6 +317,8 @@ class _BytesStreamHandler(logging.Handler):
                 waiting.flush()
             self._stream.write(line.encode("utf-8") + b"\n")
             self._stream.flush()
+        except structlog.DropEvent:  # sampled out: dropped, never raised into the caller
+            return
         except Exception:  # logging must never take the service down
             self.handleError(record)
 
@@ -510,21 +578,25 @@ def access(
         or ctx is None
         or len(ctx) != 1
         or ctx.get("request_id") is not request_id
+        or ctx.bound is not None  # something was bound (in any task): the line carries it
+        or ctx.root is not None
         or _structlog_vars
     ):
-        emit(
-            "error" if status >= 500 else "info",
-            {
-                "event": "http_request",
-                "method": method,
-                "route": route,
-                "path": path,
-                "status_code": status,
-                "duration_ms": duration_us / 1000,
-                "client_ip": client_ip,
-                "user_agent": decode_agent(user_agent) if user_agent else None,
-            },
-        )
+        event = {
+            "event": "http_request",
+            "method": method,
+            "route": route,
+            "path": path,
+            "status_code": status,
+            "duration_ms": duration_us / 1000,
+            "client_ip": client_ip,
+            "user_agent": decode_agent(user_agent) if user_agent else None,
+        }
+        # What the request bound in any of its tasks or threads (the sending task's
+        # own fields are merged by the pipeline, under these).
+        for key, value in request_bound().items():
+            event.setdefault(key, value)
+        emit("error" if status >= 500 else "info", event)
         return
     if fast.sample_rate < 1.0 and _random() >= fast.sample_rate:
         fast.drop()

@@ -2,7 +2,9 @@
 
 It wraps the app's whole middleware stack (outside Starlette's
 ServerErrorMiddleware), so it sees the 500 that Starlette renders for an unhandled
-exception, stamps `X-Request-ID` on it, and records it under the right route.
+exception, stamps `X-Request-ID` on it, records it under the right route, and then
+lets the exception go on to the server (and to `TestClient`), as Starlette's own
+error middleware does: an app's test suite still sees its endpoint's exception.
 Metrics and the log line are written when the last body chunk is handed to the
 server: streaming responses are timed to their end, and background tasks that run
 after the response are not.
@@ -14,6 +16,7 @@ cached by (method, route, status), one ContextVar set, one log call.
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from bisect import bisect_left as _bisect
 from typing import Any
@@ -21,16 +24,18 @@ from typing import Any
 from lightkeeper import catalogue
 from lightkeeper.catalogue import MAX_LABEL_VALUE_LENGTH
 from lightkeeper.sdk import fastpath, multiprocess, request_id
-from lightkeeper.sdk.context import _request_context
-from lightkeeper.sdk.logs import access, emit
+from lightkeeper.sdk.context import Frame, _request_context, bind, request_bound
+from lightkeeper.sdk.logs import access, emit, mark_logged, was_logged
 from lightkeeper.sdk.metrics import before_collect, family
-from lightkeeper.sdk.runtime import EXCLUDED, Runtime
+from lightkeeper.sdk.runtime import EXCLUDED, Runtime, seen_routes
 from lightkeeper.sdk.write_behind import WriteBehind
 
 _perf = time.perf_counter
 _new_request_id = request_id.new_request_id
 _KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"})
 _INTERNAL_ERROR = b'{"detail":"Internal Server Error"}'
+_CLOSE = (b"connection", b"close")
+_exc_info = sys.exc_info
 _fallback_log = logging.getLogger("lightkeeper")
 _MAX_PATH = 2 * MAX_LABEL_VALUE_LENGTH
 
@@ -72,6 +77,7 @@ _series: dict[tuple[str, str, int], _Series] = {}
 
 def _new_series(method: str, route: str, status: int) -> _Series:
     found = _series[(method, route, status)] = _Series(method, route, status)
+    seen_routes.add((method, route))  # in progress: 0 from now on when idle
     return found
 
 
@@ -140,11 +146,11 @@ class LightkeeperMiddleware:
 
         kind = rt.path_kinds.get(scope["path"])
         if kind is not None and kind != EXCLUDED:
-            await rt.serve_special(kind, scope, send, rid_pair)
+            await rt.serve_special(kind, scope, send, rid_pair, receive)
             return
         tracked = kind is None
 
-        token = _request_context.set({"request_id": rid})
+        token = _request_context.set(Frame(request_id=rid))
         start = _perf()
         inflight = rt.inflight
         key = id(scope)
@@ -166,6 +172,11 @@ class LightkeeperMiddleware:
                 status = message["status"]
                 # A copy: the app may send the same header list again (a cached response).
                 message = {**message, "headers": [*message.get("headers", ()), rid_pair]}
+                if status == 500 and _exc_info()[1] is not None:
+                    # Sent while an exception is being handled: an error middleware's
+                    # (or our) 500, re-raised next. The server closes the connection
+                    # after a re-raise, so tell the client not to reuse it.
+                    message["headers"].append(_CLOSE)
             elif kind == "http.response.body":
                 body = message.get("body")
                 if body:
@@ -184,19 +195,26 @@ class LightkeeperMiddleware:
         try:
             await self.app(scope, receive, send_wrapper)
         except Exception as exc:
-            self._on_exception(exc, scope, base_root, tracked)
+            if not was_logged(exc):  # an instrumented app mounted in another logs it once
+                self._on_exception(exc, scope, base_root, tracked)
             if not status:
-                await send_wrapper(
-                    {
-                        "type": "http.response.start",
-                        "status": 500,
-                        "headers": [
-                            (b"content-type", b"application/json"),
-                            (b"content-length", str(len(_INTERNAL_ERROR)).encode()),
-                        ],
-                    }
-                )
-                await send_wrapper({"type": "http.response.body", "body": _INTERNAL_ERROR})
+                # Not a Starlette app (no ServerErrorMiddleware rendered a 500): send
+                # one, so the client gets the request id and the request counts as 500.
+                try:
+                    await send_wrapper(
+                        {
+                            "type": "http.response.start",
+                            "status": 500,
+                            "headers": [
+                                (b"content-type", b"application/json"),
+                                (b"content-length", str(len(_INTERNAL_ERROR)).encode()),
+                            ],
+                        }
+                    )
+                    await send_wrapper({"type": "http.response.body", "body": _INTERNAL_ERROR})
+                except Exception:  # the client is gone: the app's exception is the news
+                    _fallback_log.debug("could not send the 500", exc_info=True)
+            raise
         finally:
             if tracked:
                 inflight.pop(key, None)
@@ -257,13 +275,19 @@ class LightkeeperMiddleware:
             )
 
     def _on_exception(self, exc: Exception, scope: dict[str, Any], base_root: str, tracked: bool) -> None:
-        """Count and log an unhandled exception exactly once, then let the 500 stand.
+        """Count and log an unhandled exception exactly once; the caller re-raises it.
 
-        The exception is not re-raised: the response is already sent (Starlette's
-        ServerErrorMiddleware rendered it) or is sent right after this, and a
-        re-raise would only make the server log the same traceback a second time.
+        The exception is marked as logged, so when the server logs it again (uvicorn's
+        "Exception in ASGI application") that line does not repeat the traceback.
         """
         rt = self.rt
+        mark_logged(exc)
+        # The error line and the hooks (Sentry) describe the whole request: what a
+        # sync endpoint bound in its pool thread, or a child task, counts too. The
+        # frame this sets ends with the request's (the caller resets its token).
+        bound = request_bound()
+        if bound:
+            bind(**bound)
         route = rt.resolver.template(scope, base_root)
         exc_type = type(exc).__name__[:MAX_LABEL_VALUE_LENGTH]
         family(catalogue.HTTP_EXCEPTIONS).labels(route, exc_type).inc()

@@ -1,11 +1,18 @@
 """The `route` label: the template the router matched, never the raw path.
 
-Starlette and FastAPI record the matched route in `scope["route"]` and grow
+Starlette's router records the matched route in `scope["route"]` and grows
 `scope["root_path"]` by each mount's matched prefix. Reading those after the app has
 run costs a dict lookup; matching the route table again (what several exporters do)
 costs a regex per route per request. Mount prefixes with parameters
 (`/orgs/{org_id}/v2`) are the one case that needs a pattern, and only for requests
 that went through such a mount.
+
+FastAPI's router sets `scope["route"]` for its own API routes only: a route added
+with `app.add_route`, its `/docs` and `/openapi.json`, and a mount whose app is no
+router (static files, a raw ASGI app) leave just `scope["endpoint"]`, which every
+Starlette route sets when it matches. The route that owns that endpoint is found
+once, in an index of the route tree, so those requests cost a lookup too. Nothing
+matched (a 404) is the one case with neither key: `<unmatched>`.
 """
 
 from __future__ import annotations
@@ -17,6 +24,8 @@ from typing import Any
 from lightkeeper.catalogue import MAX_LABEL_VALUE_LENGTH, UNMATCHED_ROUTE
 
 _PARAM = re.compile(r"{([^}:]+)(:[^}]+)?}")
+# Endpoints seen in scopes but owned by no route in the tree, remembered up to this.
+_MAX_UNKNOWN_ENDPOINTS = 10_000
 
 
 def _template_of(route: Any) -> str | None:
@@ -37,6 +46,14 @@ def _is_mount(route: Any) -> bool:
     )
 
 
+def _matched(route: Any, scope: dict[str, Any]) -> bool:
+    try:
+        match, _ = route.matches(scope)
+    except Exception:  # a custom route that cannot judge a finished scope
+        return False
+    return bool(getattr(match, "value", 0))  # Match.FULL or PARTIAL (a 405)
+
+
 class RouteResolver:
     """Maps (matched route, mount prefix) to a template; one per instrumented app."""
 
@@ -46,11 +63,65 @@ class RouteResolver:
         self._static_prefixes: dict[str, str] | None = None
         self._param_prefixes: list[tuple[re.Pattern[str], str]] = []
         self._routes: Any = None
+        # id(endpoint) -> (endpoint, the routes it serves); built from the route tree
+        # on the first request without scope["route"]. Misses go to _unknown.
+        self._owners: dict[int, tuple[Any, list[Any]]] | None = None
+        self._unknown: dict[int, tuple[Any, list[Any]]] = {}
 
     def bind_routes(self, routes: Any) -> None:
         """Remember the app's route list; mount prefixes are indexed lazily."""
         self._routes = routes
         self._static_prefixes = None
+        self._owners = None
+        self._unknown = {}
+
+    def _index_endpoints(self) -> dict[int, tuple[Any, list[Any]]]:
+        owners: dict[int, tuple[Any, list[Any]]] = {}
+
+        def walk(routes: Iterable[Any], depth: int) -> None:
+            if depth > 8:
+                return
+            for route in routes or ():
+                # Route and WebSocketRoute match with their endpoint, Mount and Host
+                # with their app. One function may serve several routes.
+                owned = getattr(route, "endpoint", None) if not _is_mount(route) else None
+                owned = owned if owned is not None else getattr(route, "app", None)
+                if owned is not None:
+                    owners.setdefault(id(owned), (owned, []))[1].append(route)
+                if _is_mount(route):
+                    walk(getattr(route, "routes", ()), depth + 1)
+
+        walk(self._routes or (), 0)
+        return owners
+
+    def _candidates(self, endpoint: Any) -> list[Any]:
+        owners = self._owners
+        if owners is None:
+            owners = self._owners = self._index_endpoints()
+        found = owners.get(id(endpoint)) or self._unknown.get(id(endpoint))
+        if found is not None and found[0] is endpoint:
+            return found[1]
+        # A route added after the index was built: index again, and remember a miss
+        # (an endpoint outside the route tree) so it is not searched for every time.
+        owners = self._owners = self._index_endpoints()
+        found = owners.get(id(endpoint))
+        if found is not None and found[0] is endpoint:
+            return found[1]
+        if len(self._unknown) < _MAX_UNKNOWN_ENDPOINTS:
+            self._unknown[id(endpoint)] = (endpoint, [])
+        return []
+
+    def _owner_of(self, endpoint: Any, scope: dict[str, Any]) -> Any:
+        """The route whose match put `endpoint` in the scope; None if none is known."""
+        candidates = self._candidates(endpoint)
+        if len(candidates) == 1:
+            return candidates[0]
+        # One endpoint behind several routes: ask each which one this request was
+        # (a regex per candidate, paid only by such endpoints).
+        for route in candidates:
+            if _matched(route, scope):
+                return route
+        return candidates[0] if candidates else None
 
     def _index_mounts(self) -> dict[str, str]:
         static: dict[str, str] = {}
@@ -92,7 +163,12 @@ class RouteResolver:
         """Route template for a finished (or in-flight) request."""
         route = scope.get("route")
         if route is None:
-            return UNMATCHED_ROUTE
+            endpoint = scope.get("endpoint")
+            if endpoint is None:
+                return UNMATCHED_ROUTE
+            route = self._owner_of(endpoint, scope)
+            if route is None:
+                return UNMATCHED_ROUTE
         root = scope.get("root_path", base_root_path)
         fastapi_scope = scope.get("fastapi")
         # FastAPI >= 0.16x keeps the original route object for included routers and

@@ -14,7 +14,10 @@ What that costs, and how it is bounded:
   batch itself, so a stalled stream slows requests down (as an unbuffered write
   would) instead of growing memory;
 - `flush()` is called before any other line is written (order on the stream stays the
-  order of events), at interpreter exit, and in the parent before a fork;
+  order of events), at interpreter exit, and in the parent before a fork (those two
+  process-wide hooks are installed by `instrument()`, or when a flusher first starts,
+  never by importing this module: a script that only imports Lightkeeper keeps its
+  atexit and fork hooks as they were);
 - a process killed with SIGKILL loses at most the last `interval` of request lines.
 
 A background thread does the timed flush rather than the event loop: test clients and
@@ -90,6 +93,7 @@ class WriteBehind:
         self.flush()
 
     def _start(self) -> None:
+        install_process_hooks()
         thread = threading.Thread(target=self._run, name=self._name, daemon=True)
         self._thread = thread
         thread.start()
@@ -136,5 +140,18 @@ def _after_fork_in_child() -> None:
         buffer._after_fork_in_child()
 
 
-atexit.register(flush_all)
-os.register_at_fork(before=flush_all, after_in_child=_after_fork_in_child)
+_hooks_installed = False
+_hooks_lock = threading.Lock()
+
+
+def install_process_hooks() -> None:
+    """Flush at exit and around `fork()` from now on; later calls do nothing."""
+    global _hooks_installed
+    if _hooks_installed:
+        return
+    with _hooks_lock:
+        if _hooks_installed:
+            return
+        atexit.register(flush_all)
+        os.register_at_fork(before=flush_all, after_in_child=_after_fork_in_child)
+        _hooks_installed = True

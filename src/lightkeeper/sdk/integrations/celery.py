@@ -5,12 +5,14 @@
     lightkeeper.instrument_celery(app, metrics_port=9808)
 
     # readiness in the API
-    from lightkeeper.sdk.integrations.celery import celery_check
-    lightkeeper.instrument(api, checks=[celery_check(app, timeout=1.0)])
+    from lightkeeper.celery import celery_check
+    lightkeeper.instrument(api, checks=[celery_check(app, timeout=0.7)])
 
-Everything hangs on Celery's signals, not on patched internals. Signals are process
-wide, so once any app is instrumented every task of the process is recorded; the
-handlers are connected with a `dispatch_uid`, so a second call adds nothing.
+Everything hangs on Celery's signals, not on patched internals. Importing this module
+connects nothing; `instrument_celery()` does. Signals are process wide, so once any app
+is instrumented every task of the process is recorded; the handlers are connected with
+a `dispatch_uid`, so a second call adds nothing. A worker never calls `instrument()`:
+its start (`worker_init`) runs the same process set-up (`lightkeeper.sdk.lifecycle`).
 
 Where things happen in a prefork worker: `received` and hard time limits are seen by
 the main process; `started`, `succeeded`, `failed`, `retried`, durations and soft time
@@ -36,11 +38,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from prometheus_client import start_http_server
+
 from lightkeeper import catalogue
-from lightkeeper.sdk import context
+from lightkeeper.sdk import context, lifecycle, multiprocess
 from lightkeeper.sdk.integrations import _labels, patching
+from lightkeeper.sdk.logs import configure_logging as configure_json_logging
 from lightkeeper.sdk.metrics import family
-from lightkeeper.sdk.settings import Settings
+from lightkeeper.sdk.request_id import accept_or_new
+from lightkeeper.sdk.settings import Settings, current_settings, load_settings
 
 __all__ = [
     "CeleryUnavailableError",
@@ -129,8 +135,6 @@ def instrument_celery(
     """
     celery = _load()
     if settings is None:
-        from lightkeeper.sdk.settings import current_settings
-
         settings = current_settings()
     if sample_interval is not None and sample_interval <= 0:
         raise ValueError("sample_interval must be greater than 0 (or None to disable sampling)")
@@ -160,7 +164,7 @@ def uninstrument_celery(celery_app: Any) -> None:
             signal.disconnect(handler, dispatch_uid=_UID + handler.__name__)
 
 
-def celery_check(celery_app: Any, timeout: float = 1.0) -> Callable[[], bool]:
+def celery_check(celery_app: Any, timeout: float = 0.7) -> Callable[[], bool]:
     """A readiness check named "celery": true when a worker answers a ping in time.
 
     It stops at the first answer, so a healthy cluster answers in one round trip;
@@ -346,8 +350,6 @@ def _prerun(sender: Any = None, task_id: str | None = None, task: Any = None, **
     values: dict[str, Any] = {"task": name, "task_id": task_id}
     request_id = _header(request, REQUEST_ID_HEADER)
     if isinstance(request_id, str):
-        from lightkeeper.sdk.request_id import accept_or_new
-
         # The header crossed the broker: validate it like an inbound HTTP header.
         values["request_id"] = accept_or_new(request_id.encode("utf-8", "replace"))
     else:
@@ -461,9 +463,7 @@ def _setup_logging(**_: Any) -> None:
     # Connecting a receiver is what tells Celery to leave logging to us.
     settings = next((o.settings for o in list(_apps.values()) if o.configure_logging), None)
     if settings is not None:
-        from lightkeeper.sdk.logs import configure_logging
-
-        configure_logging(settings)
+        configure_json_logging(settings)
 
 
 def _process_init(**_: Any) -> None:
@@ -471,17 +471,15 @@ def _process_init(**_: Any) -> None:
 
 
 def _worker_init(sender: Any = None, **_: Any) -> None:
+    """A worker starting: the process set-up `instrument()` does in a web server, and `/metrics`."""
     global _metrics_server_started
     options = _options_for(getattr(sender, "app", None))
+    lifecycle.start(options.settings if options is not None else load_settings())
     if options is None or options.metrics_port is None:
         return
     with _lock:
         if _metrics_server_started:
             return
-        from prometheus_client import start_http_server
-
-        from lightkeeper.sdk import multiprocess
-
         start_http_server(
             options.metrics_port, addr=options.metrics_addr, registry=multiprocess.exposition_registry()
         )

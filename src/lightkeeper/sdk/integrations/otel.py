@@ -1,7 +1,7 @@
 """Spans for the libraries Lightkeeper integrates: SQLAlchemy, Redis, httpx, requests, Celery.
 
 Metrics for these libraries come from their own integration modules; this module
-adds spans to the same targets once tracing is on (`lightkeeper.sdk.tracing`). It
+adds spans to the same targets once tracing is on (`lightkeeper.sdk.trace_provider`). It
 listens on the integrations' seam (`patching.on_instrument`), so the order of
 `instrument()`, `instrument_sqlalchemy(engine)` and the imports does not matter:
 targets instrumented before tracing starts are caught up, later ones are wired as
@@ -28,9 +28,10 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
-from lightkeeper.sdk.integrations import patching
+from lightkeeper.sdk.integrations import _labels, patching
+from lightkeeper.sdk.integrations.sqlalchemy import statement_for_log
 
-__all__ = ["CONTRIB_RANGE", "enable"]
+__all__ = ["CONTRIB_RANGE", "TracingSetupError", "enable"]
 
 # Supported versions of the contrib instrumentation packages: [minimum, below).
 CONTRIB_RANGE = ("0.46b0", "1")
@@ -58,6 +59,10 @@ _lock = threading.Lock()
 _provider: Any = None
 
 
+class TracingSetupError(RuntimeError):
+    """Tracing was asked for but cannot work as configured; the message says why."""
+
+
 def enable(provider: Any) -> None:
     """Add spans to every instrumented target, past and future (idempotent)."""
     global _provider
@@ -68,8 +73,6 @@ def enable(provider: Any) -> None:
 
 def _contrib(kind: str) -> Any:
     """The contrib instrumentor for `kind`, after checking every version involved."""
-    from lightkeeper.sdk.tracing import TracingSetupError
-
     distribution, module_name, class_name = _CONTRIB[kind]
     module = patching.require(
         module_name,
@@ -143,9 +146,6 @@ def _sqlalchemy(engine: Any) -> None:
     def describe(statement: str) -> tuple[str, dict[str, Any]]:
         found = cache.get(statement)
         if found is None:
-            from lightkeeper.sdk.integrations import _labels
-            from lightkeeper.sdk.integrations.sqlalchemy import statement_for_log
-
             operation, table = _labels.sql_labels(statement)
             attributes = {
                 **static,
@@ -211,13 +211,17 @@ def _wrap_session_send(send: Any) -> Any:
     from opentelemetry import propagate
     from opentelemetry.trace import SpanKind, Status, StatusCode, set_span_in_context
 
-    from lightkeeper.sdk.integrations import _labels
+    from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 
     tracer = _provider.get_tracer(_TRACER)
     inject = propagate.inject
     client = SpanKind.CLIENT
 
     def send_traced(self: Any, request: Any, **kwargs: Any) -> Any:
+        # The OTLP exporter's own POSTs run with instrumentation suppressed: tracing
+        # them would export spans about exporting spans, forever.
+        if not is_instrumentation_enabled():
+            return send(self, request, **kwargs)
         method = _labels.http_method(request.method or "GET")
         span = tracer.start_span(method, kind=client)
         token = context_api.attach(set_span_in_context(span))
