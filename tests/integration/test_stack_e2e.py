@@ -5,7 +5,8 @@ every /api/flaky call failing. Prometheus scrapes it every second with the rules
 `generate --profile test` (windows and `for:` 60x shorter, same thresholds), and
 Alertmanager routes to a webhook receiver in this test. We check that the error-rate
 and fast-burn SLO alerts reach the webhook with the right severity and runbook link,
-resolve when the traffic stops, and that killing the app raises "service down" /
+resolve when the traffic stops without the slow page tier paging again for the same
+burn, and that killing the app raises "service down" /
 "telemetry missing". Everything is bounded by deadlines.
 """
 
@@ -113,7 +114,8 @@ environments:
 slos:
   - {{name: availability, objective: 99.9, period: 30d, sli: {{kind: availability}}}}
 alerts:
-  error_rate: {{high: 0.05, critical: 0.5}}
+  # The test profile shortens the 5m window to 5s but keeps counts: 10 requests in 5s.
+  error_rate: {{high: 0.05, critical: 0.5, min_requests: 10}}
 routing:
   critical: [hook]
   high: [hook]
@@ -262,16 +264,30 @@ def test_generated_stack_alerts_end_to_end(tmp_path: Path) -> None:
         assert burn["labels"]["slo"] == "availability" and burn["labels"]["short_window"] == "5s"
         assert burn["annotations"]["runbook_url"] == f"{RUNBOOKS}/AvailabilityErrorBudgetBurn.md"
 
-        # 2. Traffic stops: every window's ratio becomes 0/0 and the alerts resolve.
+        # 2. Traffic stops: every window's ratio becomes 0/0 and the alerts resolve. The slow
+        # page tier saw the same burst and fires in Prometheus too, but the fast burn keeps
+        # firing for the slow tier's short window (30s here), so Alertmanager inhibits it
+        # until it clears: one page per burn.
+        def slow_tier_firing_in_prometheus() -> bool:
+            firing = httpx.get(f"{prom_api}/alerts", timeout=3).json()["data"]["alerts"]
+            return any(
+                a["labels"].get("long_window") == "6m" and a["state"] == "firing"
+                for a in firing
+                if a["labels"]["alertname"] == "AvailabilityErrorBudgetBurn"
+            )
+
+        wait_for("the slow page tier to fire in Prometheus", slow_tier_firing_in_prometheus, 45, diagnose)
         wait_for(
             "HTTPErrorRateHigh and the fast burn to resolve",
             lambda: (
                 hook.find("HTTPErrorRateHigh", "resolved", severity="critical")
                 and hook.find("AvailabilityErrorBudgetBurn", "resolved", long_window="1m")
             ),
-            60,
+            90,
             diagnose,
         )
+        slow_page = hook.find("AvailabilityErrorBudgetBurn", "firing", long_window="6m")
+        assert slow_page is None, f"the slow page tier paged again for the same burn\n{diagnose()}"
 
         # 3. The app dies: scrapes fail, its series go stale, "service down" pages.
         stop(app)

@@ -1,9 +1,12 @@
 """`alertmanager/alertmanager.yml` and its notification templates, from the spec.
 
-The routing tree sends each severity to its receivers (one child route per receiver,
-`continue: true` on all but the last, so a critical alert reaches the pager AND chat),
-the Watchdog to its own receiver ahead of everything else, and whatever is left to a
-receiver with no integrations. Inhibition only ever compares labels every generated
+The routing tree is severity x environment. Each severity goes to its receivers (one
+child route per receiver, `continue: true` on all but the last, so a critical alert
+reaches the pager AND chat). Only production pages: every other environment gets its own
+branch, matched first, where critical and high go where `high` goes and the rest to
+nobody, unless the environment gives its own `routing`. The Watchdog goes to its own
+receiver ahead of everything else, and whatever is left to a receiver with no
+integrations. Inhibition only ever compares labels every generated
 alert carries (`names.ALERT_LABELS`): Alertmanager treats a missing label as equal to
 another missing label, so `equal` on an optional label would silence unrelated alerts.
 
@@ -26,9 +29,12 @@ from typing import Any
 
 import yaml
 
-from lightkeeper.spec.models import SEVERITIES, Receiver, Severity, Spec
-from lightkeeper.stack import names
+from lightkeeper.spec.models import SEVERITIES, Receiver, Severity, SeverityRoute, Spec
+from lightkeeper.stack import names, promql
+from lightkeeper.stack import slo as slo_math
 from lightkeeper.stack.errors import GenerationError
+from lightkeeper.stack.profile import Profile, get_profile
+from lightkeeper.stack.slo_rules import slo_burn_alert
 
 CONFIG_PATH = "alertmanager/alertmanager.yml"
 TEMPLATE_PATH = "alertmanager/templates/lightkeeper.tmpl"
@@ -62,12 +68,12 @@ WATCHDOG_TIMING = {"group_wait": "0s", "group_interval": "1m", "repeat_interval"
 _TIMING_FIELDS = ("group_wait", "group_interval", "repeat_interval")
 
 
-def render(spec: Spec) -> dict[str, str]:
+def render(spec: Spec, profile: Profile | None = None) -> dict[str, str]:
     """The Alertmanager config and its notification template file."""
-    return {CONFIG_PATH: _HEADER + _dump(config(spec)), TEMPLATE_PATH: template_text()}
+    return {CONFIG_PATH: _HEADER + _dump(config(spec, profile)), TEMPLATE_PATH: template_text()}
 
 
-def config(spec: Spec) -> dict[str, Any]:
+def config(spec: Spec, profile: Profile | None = None) -> dict[str, Any]:
     """The Alertmanager configuration as data (what `render` writes)."""
     for reserved in (NULL_RECEIVER,):
         if reserved in spec.receivers:
@@ -78,7 +84,7 @@ def config(spec: Spec) -> dict[str, Any]:
     return {
         "global": {"resolve_timeout": "5m"},
         "route": _route_tree(spec),
-        "inhibit_rules": inhibit_rules(spec),
+        "inhibit_rules": inhibit_rules(spec, profile or get_profile(None)),
         "receivers": _receivers(spec),
         "templates": ["templates/*.tmpl"],
     }
@@ -101,16 +107,17 @@ def secret_env_vars(spec: Spec) -> dict[str, str]:
 def routing_expectations(spec: Spec) -> list[tuple[dict[str, str], list[str]]]:
     """Label sets and the receivers they must reach, for `amtool config routes test`."""
     cases: list[tuple[dict[str, str], list[str]]] = []
+    for env in sorted(spec.environments):
+        for severity in SEVERITIES:
+            labels = {
+                "alertname": "LightkeeperRoutingProbe",
+                "severity": severity,
+                "service": spec.service,
+                "environment": env,
+                "category": "errors",
+            }
+            cases.append((labels, list(spec.route_for(severity, env).receivers) or [NULL_RECEIVER]))
     env = sorted(spec.environments)[0]
-    for severity in SEVERITIES:
-        labels = {
-            "alertname": "LightkeeperRoutingProbe",
-            "severity": severity,
-            "service": spec.service,
-            "environment": env,
-            "category": "errors",
-        }
-        cases.append((labels, list(spec.route_for(severity).receivers) or [NULL_RECEIVER]))
     watchdog = {
         "alertname": names.WATCHDOG_ALERT,
         "severity": "low",
@@ -118,7 +125,7 @@ def routing_expectations(spec: Spec) -> list[tuple[dict[str, str], list[str]]]:
         "environment": env,
         "category": "meta",
     }
-    cases.append((watchdog, [WATCHDOG_RECEIVER]))
+    cases.append((watchdog, [watchdog_receiver(spec)]))
     return cases
 
 
@@ -159,7 +166,7 @@ def example_template_data(spec: Spec) -> str:
     return json.dumps(data, indent=2, sort_keys=True) + "\n"
 
 
-def inhibit_rules(spec: Spec) -> list[dict[str, Any]]:
+def inhibit_rules(spec: Spec, profile: Profile | None = None) -> list[dict[str, Any]]:
     """Inhibit rules; `equal` only ever names labels every generated alert carries."""
     same_place = sorted({"service", "environment"} & set(names.ALERT_LABELS))
     not_watchdog = f'alertname!="{names.WATCHDOG_ALERT}"'
@@ -173,22 +180,77 @@ def inhibit_rules(spec: Spec) -> list[dict[str, Any]]:
                 "equal": list(same_place),
             }
         )
-    if spec.inhibition.maintenance_silences_symptoms:
-        planned = "|".join((names.DEPLOY_ALERT, names.MAINTENANCE_ALERT))
-        symptoms = "|".join(names.SYMPTOM_CATEGORIES)
+    symptoms = f'category=~"{"|".join(names.SYMPTOM_CATEGORIES)}"'
+    if spec.inhibition.maintenance_silences_symptoms and spec.prometheus.server_targets:
         rules.append(
             {
-                "source_matchers": [f'alertname=~"{planned}"'],
-                "target_matchers": [f'category=~"{symptoms}"', not_watchdog],
+                "source_matchers": [f'alertname="{names.MAINTENANCE_ALERT}"'],
+                "target_matchers": [symptoms, not_watchdog],
                 "equal": list(same_place),
+            }
+        )
+    if spec.inhibition.deploy_grace:
+        targets = [symptoms, 'severity!="critical"', not_watchdog]
+        fast = fast_page_windows(spec, profile or get_profile(None))
+        if fast:
+            targets.append(f'long_window!~"{"|".join(fast)}"')
+        rules.append(
+            {
+                "source_matchers": [f'alertname="{names.DEPLOY_GRACE_ALERT}"'],
+                "target_matchers": targets,
+                "equal": list(same_place),
+            }
+        )
+    if spec.inhibition.faster_burn_silences_slower:
+        rules.extend(_one_page_per_burn(spec, profile or get_profile(None)))
+    return rules
+
+
+def _one_page_per_burn(spec: Spec, profile: Profile) -> list[dict[str, Any]]:
+    """While an SLO's fastest page tier fires, its slower page tiers stay quiet.
+
+    Both tiers see the same burn: the slow one would page a second time for the incident
+    the fast one already reported. Source and target are pinned to one SLO's alert name,
+    so `long_window` is carried by both sides.
+    """
+    rules: list[dict[str, Any]] = []
+    for slo in spec.slos:
+        pages = sorted(
+            (t for t in slo_math.tier_data(slo) if t.severity in ("critical", "high")),
+            key=lambda t: promql.seconds(t.long_window),
+        )
+        if len(pages) < 2:
+            continue
+        name = slo_burn_alert(slo)
+        slower = "|".join(profile.window(t.long_window) for t in pages[1:])
+        rules.append(
+            {
+                "source_matchers": [
+                    f'alertname="{name}"',
+                    f'long_window="{profile.window(pages[0].long_window)}"',
+                ],
+                "target_matchers": [f'alertname="{name}"', f'long_window=~"{slower}"'],
+                "equal": sorted({"service", "environment"} & set(names.ALERT_LABELS)),
             }
         )
     return rules
 
 
+def fast_page_windows(spec: Spec, profile: Profile) -> list[str]:
+    """Long windows (as the rules label them) of each SLO's fastest page tier when it is not
+    critical; critical alerts are never muted by a deploy anyway."""
+    found: set[str] = set()
+    for slo in spec.slos:
+        pages = [t for t in slo_math.tier_data(slo) if t.severity in ("critical", "high")]
+        if pages:
+            fastest = min(pages, key=lambda t: promql.seconds(t.long_window))
+            if fastest.severity != "critical":
+                found.add(profile.window(fastest.long_window))
+    return sorted(found)
+
+
 # --- routing -----------------------------------------------------------------------
-def _timing(spec: Spec, severity: Severity) -> dict[str, str]:
-    route = spec.route_for(severity)
+def _timing(spec: Spec, severity: Severity, route: SeverityRoute) -> dict[str, str]:
     explicit = spec.notification.model_fields_set
     out: dict[str, str] = {}
     for field in _TIMING_FIELDS:
@@ -205,23 +267,21 @@ def _route_tree(spec: Spec) -> dict[str, Any]:
     n = spec.notification
     watchdog = {
         "matchers": [f'alertname="{names.WATCHDOG_ALERT}"'],
-        "receiver": WATCHDOG_RECEIVER,
+        "receiver": watchdog_receiver(spec),
         **WATCHDOG_TIMING,
     }
     routes: list[dict[str, Any]] = [watchdog]
-    for severity in SEVERITIES:
-        receivers = spec.route_for(severity).receivers
-        node: dict[str, Any] = {
-            "matchers": [f'severity="{severity}"'],
-            "receiver": receivers[0] if receivers else NULL_RECEIVER,
-            **_timing(spec, severity),
-        }
-        if len(receivers) > 1:
-            node["routes"] = [
-                {"receiver": r, "continue": True} if i < len(receivers) - 1 else {"receiver": r}
-                for i, r in enumerate(receivers)
-            ]
-        routes.append(node)
+    for env in own_routing_environments(spec):
+        routes.append(
+            {
+                "matchers": [f'environment="{env}"'],
+                "receiver": NULL_RECEIVER,
+                "routes": [_severity_node(spec, s, spec.route_for(s, env)) for s in SEVERITIES],
+            }
+        )
+    # Production, and any environment label the spec does not declare: better a page too
+    # many than an outage nobody hears about.
+    routes.extend(_severity_node(spec, s, spec.route_for(s)) for s in SEVERITIES)
     return {
         "receiver": NULL_RECEIVER,
         "group_by": list(n.group_by),
@@ -232,10 +292,47 @@ def _route_tree(spec: Spec) -> dict[str, Any]:
     }
 
 
+def watchdog_receiver(spec: Spec) -> str:
+    """The dead man's switch: the spec's `dead_mans_switch`, else a receiver named `watchdog`.
+
+    Without either the Watchdog goes to an empty `watchdog` receiver: it is unrouted, and
+    `lightkeeper check` says so (see `dead_mans_switch_unrouted`).
+    """
+    return spec.dead_mans_switch or WATCHDOG_RECEIVER
+
+
+def dead_mans_switch_unrouted(spec: Spec) -> bool:
+    return watchdog_receiver(spec) not in spec.receivers
+
+
+def own_routing_environments(spec: Spec) -> list[str]:
+    """Environments routed apart from the top-level `routing`: non-production, or their own."""
+    return [
+        name
+        for name in sorted(spec.environments)
+        if spec.environments[name].routing is not None or not spec.is_production(name)
+    ]
+
+
+def _severity_node(spec: Spec, severity: Severity, route: SeverityRoute) -> dict[str, Any]:
+    receivers = route.receivers
+    node: dict[str, Any] = {
+        "matchers": [f'severity="{severity}"'],
+        "receiver": receivers[0] if receivers else NULL_RECEIVER,
+        **_timing(spec, severity, route),
+    }
+    if len(receivers) > 1:
+        node["routes"] = [
+            {"receiver": r, "continue": True} if i < len(receivers) - 1 else {"receiver": r}
+            for i, r in enumerate(receivers)
+        ]
+    return node
+
+
 # --- receivers ---------------------------------------------------------------------
 def _receivers(spec: Spec) -> list[dict[str, Any]]:
     out = [{"name": NULL_RECEIVER}]
-    if WATCHDOG_RECEIVER not in spec.receivers:
+    if dead_mans_switch_unrouted(spec):
         out.append({"name": WATCHDOG_RECEIVER})
     for name in spec.receivers:
         out.append({"name": name, **_integration(name, spec.receivers[name])})

@@ -35,7 +35,7 @@ def render_all(spec: Spec, profile: str | None = None) -> dict[str, str]:
     parts: list[tuple[str, Callable[[], dict[str, str]]]] = [
         ("prometheus", lambda: prometheus.render(spec, prof)),
         ("rule tests", lambda: rule_tests.render(spec, prof)),
-        ("alertmanager", lambda: alertmanager.render(spec)),
+        ("alertmanager", lambda: alertmanager.render(spec, prof)),
         ("grafana", lambda: grafana.render(spec)),
         ("loki", lambda: loki.render(spec)),
         ("tempo", lambda: tempo.render(spec)),

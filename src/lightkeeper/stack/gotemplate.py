@@ -12,6 +12,7 @@ import math
 import re
 
 _ACTION = re.compile(r"\{\{\s*(.*?)\s*\}\}")
+_LABEL = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 
 
 def _g4(v: float) -> str:
@@ -94,22 +95,41 @@ FUNCTIONS = {
 
 
 def expand(text: str, labels: dict[str, str], value: float | None) -> str:
-    """What Prometheus prints for `text` given the alert's series labels and value."""
+    """What Prometheus prints for `text` given the alert's series labels and value.
+
+    Raises ValueError, naming the offending action, for anything outside the subset
+    above: a bare `{{ $value }}` (Go's `%v` float formatting is not ported), an unknown
+    or chained function, an unclosed `{{` or a stray `}}`.
+    """
 
     def action(match: re.Match[str]) -> str:
         body = match.group(1)
         if body.startswith("$labels."):
             name = body.removeprefix("$labels.")
+            if not _LABEL.match(name):
+                raise ValueError(f"{{{{ {body} }}}} does not name a label; write {{{{ $labels.<name> }}}}")
             if name not in labels:
                 raise ValueError(f"template uses $labels.{name}, which the alert's series does not carry")
             return labels[name]
         parts = [p.strip() for p in body.split("|")]
-        if parts[0] != "$value" or len(parts) > 2:
-            raise ValueError(f"unsupported template action {{{{ {body} }}}}")
+        if parts[0] != "$value":
+            raise ValueError(f"unsupported template action {{{{ {body} }}}}; use $labels.<name> or $value")
+        if len(parts) == 1:
+            raise ValueError(
+                f"{{{{ {body} }}}} prints Go's raw float formatting, which is not predicted here; "
+                f"pipe it through one of {', '.join(FUNCTIONS)}"
+            )
+        if len(parts) > 2 or parts[1] not in FUNCTIONS:
+            raise ValueError(
+                f"unsupported template function in {{{{ {body} }}}}; "
+                f"use exactly one of {', '.join(FUNCTIONS)}"
+            )
         if value is None:
             raise ValueError("template uses $value but the test case has no value")
-        if len(parts) == 1 or parts[1] not in FUNCTIONS:
-            raise ValueError(f"unsupported template function {parts[1]}")
         return FUNCTIONS[parts[1]](value)
 
-    return _ACTION.sub(action, text)
+    expanded = _ACTION.sub(action, text)
+    for marker in ("{{", "}}"):
+        if marker in _ACTION.sub("", text):
+            raise ValueError(f"unbalanced {marker!r} in template {text!r}")
+    return expanded

@@ -20,10 +20,31 @@ Category = Literal[
 # Symptoms a deploy or maintenance window explains away.
 SYMPTOM_CATEGORIES: tuple[Category, ...] = ("errors", "latency", "slo")
 
-# Alerts that announce planned disruption; they inhibit symptom alerts.
+# Alerts that announce planned disruption. MaintenanceWindow inhibits symptom alerts;
+# DeploymentInProgress only informs; DeploymentGracePeriod (opt-in, bounded) inhibits the
+# lower tiers for a short while after a new version appears.
 DEPLOY_ALERT = "DeploymentInProgress"
+DEPLOY_GRACE_ALERT = "DeploymentGracePeriod"
 MAINTENANCE_ALERT = "MaintenanceWindow"
 WATCHDOG_ALERT = "Watchdog"
+
+# Scrape jobs, and the target label that tells Celery workers from the service's own
+# instances (which carry no `component`), so ServiceDown never counts a live worker.
+COMPONENT_LABEL = "component"
+CELERY_COMPONENT = "celery-worker"
+
+
+def scrape_job(spec: Spec, environment: str) -> str:
+    return f"{spec.service}-{environment}"
+
+
+def celery_job(spec: Spec, environment: str) -> str:
+    return f"{spec.service}-{environment}-celery"
+
+
+def scrapes_workers(spec: Spec) -> bool:
+    return any(env.celery_targets for env in spec.environments.values())
+
 
 # Every alert annotation set.
 ALERT_ANNOTATIONS: tuple[str, ...] = ("summary", "description", "runbook_url", "dashboard_url")

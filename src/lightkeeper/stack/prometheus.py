@@ -2,7 +2,9 @@
 
 One scrape job per environment, each target labelled `service` and `environment`:
 those two labels are what every rule groups by, so they come from Prometheus (the
-scrape config), not from the application, and cannot be mistyped in code.
+scrape config), not from the application, and cannot be mistyped in code. Celery
+workers serve their metrics on a port of their own; an environment that lists
+`celery_targets` gets a second job for them, labelled `component="celery-worker"`.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ SERVER_JOB = "lightkeeper-server"
 
 
 def job_name(spec: Spec, environment: str) -> str:
-    return f"{spec.service}-{environment}"
+    return names.scrape_job(spec, environment)
 
 
 def config(spec: Spec, profile: Profile, rule_files: list[str]) -> dict[str, Any]:
@@ -45,6 +47,15 @@ def config(spec: Spec, profile: Profile, rule_files: list[str]) -> dict[str, Any
         labels = {**dict(sorted(env.labels.items())), "service": spec.service, "environment": env_name}
         job["static_configs"] = [{"targets": sorted(env.targets), "labels": labels}]
         jobs.append(job)
+        if env.celery_targets:
+            worker_labels = {**labels, names.COMPONENT_LABEL: names.CELERY_COMPONENT}
+            worker: dict[str, Any] = {"job_name": names.celery_job(spec, env_name)}
+            if env.scrape_interval and not profile.scrape_interval:
+                worker["scrape_interval"] = env.scrape_interval
+            worker["static_configs"] = [
+                {"targets": sorted(env.celery_targets), "labels": dict(sorted(worker_labels.items()))}
+            ]
+            jobs.append(worker)
     if opts.server_targets:
         # The server reports maintenance windows and probes for many services: keep its labels.
         jobs.append(
@@ -66,6 +77,8 @@ def alert_rule(spec: Spec, alert: AlertDef) -> dict[str, Any]:
     rule: dict[str, Any] = {"alert": alert.name, "expr": alert.expr}
     if alert.for_ != "0s":
         rule["for"] = alert.for_
+    if alert.keep_firing_for != "0s":
+        rule["keep_firing_for"] = alert.keep_firing_for
     rule["labels"] = dict(sorted(alert.rule_labels().items()))
     rule["annotations"] = alert_annotations(spec, alert)
     return rule

@@ -35,6 +35,7 @@ class AlertDef:
     dashboard: DashboardKey
     family: str = ""
     for_: str = "0s"
+    keep_firing_for: str = "0s"  # Prometheus keeps the alert firing this long after it clears
     runbook_steps: tuple[str, ...] = ()
     environments: tuple[str, ...] = ()
     slo: str | None = None
@@ -42,6 +43,7 @@ class AlertDef:
     short_window: str | None = None
     extra_labels: dict[str, str] = field(default_factory=dict)
     threshold: float | None = None  # the number in `expr` this rule compares against, if any
+    min_requests: int = 0  # events the rate window needs before the rule may fire (0 = no floor)
 
     def rule_labels(self) -> dict[str, str]:
         """The static labels written into the rule (sorted when rendered)."""

@@ -1,15 +1,16 @@
 """`tests/*.test.yml` for `promtool test rules`, generated from the same rule data.
 
 Every alert rule gets a case where it fires and a case where it stays silent (the
-Watchdog, which fires by design, only the first). Threshold alerts are driven just
+Watchdog, which fires by design, only the first); ratio and quantile alerts also a case
+where the firing condition holds on too little traffic and they stay silent. Threshold alerts are driven just
 above and just below their threshold; SLO alerts walk a healthy baseline, each
 burn-rate tier firing on its own, then recovery.
 
 Expected results are computed, not guessed: each case knows the value the rule's
 expression will produce, which rules of the same name that value crosses, and (for
 SLOs) the request-weighted error ratio over every window at every evaluation, which
-a small simulator in this module replays with Prometheus 2.x semantics (closed range
-[t - w, t], no extrapolation when counters start at zero with the data). Prometheus
+`slo_simulator` replays with Prometheus 2.x semantics (closed range [t - w, t], no
+extrapolation when counters start at zero with the data). Prometheus
 2.42 compares floats exactly and has no `fuzzy_compare`, so value checks use
 `round()`, and test values carry at most three significant digits so the `%.4g`
 of `humanize` in annotations cannot flip on the last bit.
@@ -22,24 +23,26 @@ hold for both.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from typing import Any
 
 from lightkeeper import catalogue as cat
 from lightkeeper.spec.models import SLO, Spec
-from lightkeeper.stack import gotemplate, names, promql, rules
+from lightkeeper.stack import gotemplate, names, promql, rules, slo_rules
 from lightkeeper.stack import slo as slo_math
+from lightkeeper.stack.alert_families import FAMILIES, FAMILY_BY_KEY
 from lightkeeper.stack.errors import GenerationError
 from lightkeeper.stack.profile import Profile, get_profile
 from lightkeeper.stack.rule_defs import AlertDef, RuleGroup
+from lightkeeper.stack.rule_exprs import COST_WINDOW, DEPLOY_WINDOW, RATE_WINDOW, error_ratio_record
+from lightkeeper.stack.slo_simulator import AmbiguousError, Segment, SimTier, Simulation, Traffic
 
 TEST_DIR = "tests"
 RULES_FROM_TESTS = "../prometheus/rules"
 REQUESTS_PER_STEP = 1000
 SLO_BASELINE_STEPS = 10
-_EPS = 1e-9
 
 
 # --- values ---------------------------------------------------------------------------
@@ -190,24 +193,25 @@ ScenarioBuilder = Callable[[TestCtx, str, Decimal, int], Scenario]
 _ROUTE = "/api/things/{thing_id}"
 
 
-def _error_rate(ctx: TestCtx, env: str, v: Decimal, n: int) -> Scenario:
-    base = {**ctx.target_labels(env), "method": "GET", "route": _ROUTE}
-    name = cat.HTTP_REQUESTS.name
-    ok = counter(REQUESTS_PER_STEP * (1 - v), n)
-    bad = counter(REQUESTS_PER_STEP * v, n)
-    return Scenario(
-        [
-            (series_text(name, {**base, "status_code": "200"}), ok),
-            (series_text(name, {**base, "status_code": "500"}), bad),
-        ],
-        _se(base),
-        float(v),
-        ctx.steps(ctx.profile.window(rules.RATE_WINDOW)),
-    )
+def _error_rate(volume: Decimal) -> ScenarioBuilder:
+    def build(ctx: TestCtx, env: str, v: Decimal, n: int) -> Scenario:
+        base = {**ctx.target_labels(env), "method": "GET", "route": _ROUTE}
+        name = cat.HTTP_REQUESTS.name
+        return Scenario(
+            [
+                (series_text(name, {**base, "status_code": "200"}), counter(volume * (1 - v), n)),
+                (series_text(name, {**base, "status_code": "500"}), counter(volume * v, n)),
+            ],
+            _se(base),
+            float(v),
+            ctx.steps(ctx.profile.window(RATE_WINDOW)),
+        )
+
+    return build
 
 
 def histogram_series(
-    ctx: TestCtx, env: str, bucket_index: int, n: int, per_step: int = 100
+    ctx: TestCtx, env: str, bucket_index: int, n: int, per_step: Decimal | int = 100
 ) -> list[tuple[str, list[Decimal | None]]]:
     """Every observation in bucket `bucket_index` (0-based over HTTP_DURATION_BUCKETS)."""
     base = {**ctx.target_labels(env), "method": "GET", "route": _ROUTE}
@@ -227,21 +231,24 @@ def _quantile_value(bucket_index: int, q: float) -> float:
     return lower + (upper - lower) * q
 
 
-def _latency(q: float) -> Callable[[TestCtx, str, Decimal, int], Scenario]:
-    def build(ctx: TestCtx, env: str, bucket: Decimal, n: int) -> Scenario:
-        index = int(bucket)
-        return Scenario(
-            histogram_series(ctx, env, index, n),
-            _se(ctx.target_labels(env)),
-            _quantile_value(index, q),
-            ctx.steps(ctx.profile.window(rules.RATE_WINDOW)),
-        )
+def _latency(q: float) -> Callable[[Decimal], ScenarioBuilder]:
+    def at(volume: Decimal) -> ScenarioBuilder:
+        def build(ctx: TestCtx, env: str, bucket: Decimal, n: int) -> Scenario:
+            index = int(bucket)
+            return Scenario(
+                histogram_series(ctx, env, index, n, volume),
+                _se(ctx.target_labels(env)),
+                _quantile_value(index, q),
+                ctx.steps(ctx.profile.window(RATE_WINDOW)),
+            )
 
-    return build
+        return build
+
+    return at
 
 
 def _rate_of(
-    signal: cat.Signal, extra: dict[str, str], *keep: str, window: str = rules.RATE_WINDOW
+    signal: cat.Signal, extra: dict[str, str], *keep: str, window: str = RATE_WINDOW
 ) -> ScenarioBuilder:
     def build(ctx: TestCtx, env: str, v: Decimal, n: int) -> Scenario:
         labels = {**ctx.target_labels(env), **extra}
@@ -249,7 +256,7 @@ def _rate_of(
             [(series_text(signal.name, labels), counter(ctx.per_step(v), n))],
             _se(labels, *keep),
             float(v),
-            ctx.steps(ctx.profile.window(rules.RATE_WINDOW)),
+            ctx.steps(ctx.profile.window(RATE_WINDOW)),
         )
 
     return build
@@ -275,43 +282,67 @@ def _db_pool(ctx: TestCtx, env: str, v: Decimal, n: int) -> Scenario:
     )
 
 
-def _celery_failures(ctx: TestCtx, env: str, v: Decimal, n: int) -> Scenario:
-    labels = {**ctx.target_labels(env), "task": "app.tasks.send_email"}
-    name = cat.CELERY_TASKS.name
-    return Scenario(
-        [
-            (series_text(name, {**labels, "state": "failed"}), counter(100 * v, n)),
-            (series_text(name, {**labels, "state": "succeeded"}), counter(100 * (1 - v), n)),
-            (series_text(name, {**labels, "state": "received"}), counter(100, n)),
-        ],
-        _se(labels, "task"),
-        float(v),
-        ctx.steps(ctx.profile.window(rules.RATE_WINDOW)),
-    )
+def _celery_failures(volume: Decimal) -> ScenarioBuilder:
+    def build(ctx: TestCtx, env: str, v: Decimal, n: int) -> Scenario:
+        labels = {**ctx.target_labels(env), "task": "app.tasks.send_email"}
+        name = cat.CELERY_TASKS.name
+        return Scenario(
+            [
+                (series_text(name, {**labels, "state": "failed"}), counter(volume * v, n)),
+                (series_text(name, {**labels, "state": "succeeded"}), counter(volume * (1 - v), n)),
+                (series_text(name, {**labels, "state": "received"}), counter(volume, n)),
+            ],
+            _se(labels, "task"),
+            float(v),
+            ctx.steps(ctx.profile.window(RATE_WINDOW)),
+        )
+
+    return build
 
 
 def _cost(ctx: TestCtx, env: str, v: Decimal, n: int) -> Scenario:
-    labels = {**ctx.target_labels(env), "gen_ai_request_model": "gpt-4o", "operation": "chat"}
+    labels = {**ctx.target_labels(env), "provider": "openai", "model": "gpt-4o", "operation": "chat"}
     per_step = v / 3600 * ctx.step_seconds
     return Scenario(
         [(series_text(cat.LLM_COST.name, labels), counter(per_step, n))],
         _se(labels),
         float(v),
-        ctx.steps(ctx.profile.window(rules.COST_WINDOW)),
+        ctx.steps(ctx.profile.window(COST_WINDOW)),
     )
 
 
+def _worker_up(ctx: TestCtx, env: str, v: Decimal, n: int) -> list[tuple[str, list[Decimal | None]]]:
+    labels = {
+        **ctx.target_labels(env),
+        "job": names.celery_job(ctx.spec, env),
+        names.COMPONENT_LABEL: names.CELERY_COMPONENT,
+    }
+    return [
+        (series_text(cat.UP.name, {**labels, "instance": t}), gauge(v, n))
+        for t in sorted(ctx.spec.environments[env].celery_targets)
+    ]
+
+
 def _up(ctx: TestCtx, env: str, v: Decimal, n: int) -> Scenario:
+    """The service's targets at `v`; live Celery workers beside them must not hide an outage."""
     out: list[tuple[str, list[Decimal | None]]] = []
     base = ctx.target_labels(env)
     for target in sorted(ctx.spec.environments[env].targets):
         out.append((series_text(cat.UP.name, {**base, "instance": target}), gauge(v, n)))
+    out.extend(_worker_up(ctx, env, Decimal(1), n))
     return Scenario(out, _se(base), float(v))
 
 
 def _instance_up(ctx: TestCtx, env: str, v: Decimal, n: int) -> Scenario:
     labels = ctx.target_labels(env)
-    return Scenario([(series_text(cat.UP.name, labels), gauge(v, n))], _se(labels, "instance"), float(v))
+    series = [(series_text(cat.UP.name, labels), gauge(v, n)), *_worker_up(ctx, env, Decimal(1), n)]
+    return Scenario(series, _se(labels, "instance"), float(v))
+
+
+def _workers_up(ctx: TestCtx, env: str, v: Decimal, n: int) -> Scenario:
+    """Every worker target at `v`, the service itself up."""
+    api = (series_text(cat.UP.name, ctx.target_labels(env)), gauge(1, n))
+    return Scenario([api, *_worker_up(ctx, env, v, n)], _se(ctx.target_labels(env)), float(v))
 
 
 def _build_info(ctx: TestCtx, env: str, v: Decimal, n: int) -> Scenario:
@@ -327,14 +358,22 @@ def _build_info(ctx: TestCtx, env: str, v: Decimal, n: int) -> Scenario:
 
 @dataclass(frozen=True)
 class FamilyTest:
+    """How to drive one family; `at_volume` builds its scenario at a given events-per-step."""
+
     build: ScenarioBuilder
     compare: str = ">"  # ">", "<", "==0", "absent"
+    at_volume: Callable[[Decimal], ScenarioBuilder] | None = None
+    volume: int = 0  # events per step of `build`
+
+
+def _floored(at_volume: Callable[[Decimal], ScenarioBuilder], volume: int) -> FamilyTest:
+    return FamilyTest(at_volume(Decimal(volume)), at_volume=at_volume, volume=volume)
 
 
 FAMILY_TESTS: dict[str, FamilyTest] = {
-    "error_rate": FamilyTest(_error_rate),
-    "latency_p95_seconds": FamilyTest(_latency(0.95)),
-    "latency_p99_seconds": FamilyTest(_latency(0.99)),
+    "error_rate": _floored(_error_rate, REQUESTS_PER_STEP),
+    "latency_p95_seconds": _floored(_latency(0.95), 100),
+    "latency_p99_seconds": _floored(_latency(0.99), 100),
     "exceptions_per_second": FamilyTest(
         _rate_of(cat.HTTP_EXCEPTIONS, {"route": _ROUTE, "exception_type": "RuntimeError"})
     ),
@@ -349,8 +388,9 @@ FAMILY_TESTS: dict[str, FamilyTest] = {
         _rate_of(cat.DB_SLOW_QUERIES, {"operation": "SELECT", "table": "items"})
     ),
     "celery_queue_length": FamilyTest(_gauge_of(cat.CELERY_QUEUE_LENGTH, {"queue": "celery"}, "queue")),
-    "celery_failure_rate": FamilyTest(_celery_failures),
+    "celery_failure_rate": _floored(_celery_failures, 100),
     "celery_workers_min": FamilyTest(_gauge_of(cat.CELERY_WORKERS_UP, {}), compare="<"),
+    "celery_workers_down": FamilyTest(_workers_up, compare="==0"),
     "workflow_stuck": FamilyTest(
         _gauge_of(
             cat.WORKFLOW_STUCK_ENTITIES,
@@ -368,7 +408,7 @@ FAMILY_TESTS: dict[str, FamilyTest] = {
     "service_down": FamilyTest(_up, compare="==0"),
     "instance_down": FamilyTest(_instance_up, compare="==0"),
 }
-assert set(FAMILY_TESTS) == {f.key for f in rules.FAMILIES}, "every alert family needs a test scenario"
+assert set(FAMILY_TESTS) == {f.key for f in FAMILIES}, "every alert family needs a test scenario"
 
 
 def _crosses(compare: str, value: float, threshold: float | None) -> bool:
@@ -398,23 +438,55 @@ def _latency_bucket(threshold: float, firing: bool) -> int:
     return below[-1] if below else 0
 
 
-def family_case(ctx: TestCtx, alert: AlertDef, siblings: list[AlertDef], firing: bool) -> Case:
-    family = rules.FAMILY_BY_KEY[alert.family]
-    test = FAMILY_TESTS[alert.family]
-    env = _env_for(ctx.spec, alert)
+def _builder(ctx: TestCtx, alert: AlertDef, test: FamilyTest, per_window: Decimal | None) -> ScenarioBuilder:
+    """The family's scenario at `per_window` events per rate window, else above its floor."""
+    if test.at_volume is None or not alert.min_requests:
+        return test.build
+    window = ctx.steps(ctx.profile.window(RATE_WINDOW))
+    if per_window is not None:
+        return test.at_volume(per_window / window)
+    return test.at_volume(Decimal(max(test.volume, math.ceil(2 * alert.min_requests / window))))
+
+
+def _driver(alert: AlertDef, test: FamilyTest, firing: bool) -> Decimal:
+    family = FAMILY_BY_KEY[alert.family]
     if test.compare in ("==0", "absent"):
-        driver = Decimal(0) if firing else Decimal(1)
-    elif test.compare == "<":
+        return Decimal(0) if firing else Decimal(1)
+    if test.compare == "<":
         t = promql.decimal(alert.threshold or 0)
-        driver = (t - 1 if t >= 1 else t / 2) if firing else t
-    elif family.unit == "seconds":
-        driver = Decimal(_latency_bucket(alert.threshold or 0, firing))
-    else:
-        driver = fire_value(alert, family.unit) if firing else silent_value(alert)
+        return (t - 1 if t >= 1 else t / 2) if firing else t
+    if family.unit == "seconds":
+        return Decimal(_latency_bucket(alert.threshold or 0, firing))
+    return fire_value(alert, family.unit) if firing else silent_value(alert)
+
+
+def low_traffic_case(ctx: TestCtx, alert: AlertDef) -> Case | None:
+    """The firing condition on a quarter of the traffic floor: silent, nobody is woken."""
+    test = FAMILY_TESTS[alert.family]
+    if test.at_volume is None or not alert.min_requests:
+        return None
+    env = _env_for(ctx.spec, alert)
+    build = _builder(ctx, alert, test, Decimal(alert.min_requests) / 4)
+    driver = _driver(alert, test, firing=True)
+    n = build(ctx, env, driver, 1).warmup_steps + ctx.steps(alert.for_) + 2
+    scenario = build(ctx, env, driver, n)
+    return Case(
+        f"{alert.name} {alert.severity} ({env}) stays silent on {promql.number(alert.min_requests / 4)} "
+        f"events per window, below min_requests={alert.min_requests}",
+        scenario.series,
+        [Check(n, alert.name, [])],
+    )
+
+
+def family_case(ctx: TestCtx, alert: AlertDef, siblings: list[AlertDef], firing: bool) -> Case:
+    test = FAMILY_TESTS[alert.family]
+    build = _builder(ctx, alert, test, None)
+    env = _env_for(ctx.spec, alert)
+    driver = _driver(alert, test, firing)
     for_steps = ctx.steps(alert.for_)
-    probe = test.build(ctx, env, driver, 1)
+    probe = build(ctx, env, driver, 1)
     n = probe.warmup_steps + for_steps + 2
-    scenario = test.build(ctx, env, driver, n)
+    scenario = build(ctx, env, driver, n)
     measured = 0.0 if test.compare in ("==0", "absent") and firing else (scenario.value or 0.0)
     if test.compare == "absent":
         measured = 0.0 if firing else 1.0
@@ -443,7 +515,7 @@ def _family_exprs(
     """Pin the golden-signal recording rules the alerts read, rounded (2.42 compares exactly)."""
     if alert.family != "error_rate" or scenario.value is None:
         return []
-    record = rules.error_ratio_record(ctx.profile.window(rules.RATE_WINDOW))
+    record = error_ratio_record(ctx.profile.window(RATE_WINDOW))
     labels = scenario.out_labels
     return [
         {
@@ -490,7 +562,7 @@ def meta_cases(ctx: TestCtx, alerts: list[AlertDef]) -> list[Case]:
         )
     )
     deploy = by_name[names.DEPLOY_ALERT]
-    window = ctx.steps(ctx.profile.window(rules.DEPLOY_WINDOW))
+    window = ctx.steps(ctx.profile.window(DEPLOY_WINDOW))
     n = 3 * window
     old = [Decimal(1) if i <= 2 * window else None for i in range(n + 1)]
     new = [Decimal(1) if i >= window + window // 2 else None for i in range(n + 1)]
@@ -510,7 +582,12 @@ def meta_cases(ctx: TestCtx, alerts: list[AlertDef]) -> list[Case]:
     cases.append(
         Case(f"{deploy.name} stays silent with one version", [(v1, gauge(1, n))], [Check(n, deploy.name, [])])
     )
-    maintenance = by_name[names.MAINTENANCE_ALERT]
+    grace = by_name.get(names.DEPLOY_GRACE_ALERT)
+    if grace is not None and spec.inhibition.deploy_grace:
+        cases.extend(_grace_cases(ctx, grace, spec.inhibition.deploy_grace, labels))
+    maintenance = by_name.get(names.MAINTENANCE_ALERT)
+    if maintenance is None:
+        return cases  # not generated while nothing emits lightkeeper_maintenance
     server = {"service": spec.service, "environment": env, "job": "lightkeeper-server", "instance": "lk:8080"}
     for value, expected in ((1, [expected_alert(spec, maintenance, se, 1.0)]), (0, [])):
         cases.append(
@@ -524,105 +601,31 @@ def meta_cases(ctx: TestCtx, alerts: list[AlertDef]) -> list[Case]:
     return cases
 
 
-# --- SLO simulation -------------------------------------------------------------------
-@dataclass(frozen=True)
-class Segment:
-    steps: int
-    good: Decimal
-    bad: Decimal
-
-
-@dataclass
-class Traffic:
-    """Cumulative good+bad and bad counts per step, starting at zero."""
-
-    total: list[Decimal]
-    bad: list[Decimal]
-
-    @classmethod
-    def of(cls, segments: Iterable[Segment]) -> Traffic:
-        total, bad = [Decimal(0)], [Decimal(0)]
-        for seg in segments:
-            for _ in range(seg.steps):
-                total.append(total[-1] + seg.good + seg.bad)
-                bad.append(bad[-1] + seg.bad)
-        return cls(total, bad)
-
-    @property
-    def steps(self) -> int:
-        return len(self.total) - 1
-
-    def window(self, t: int, w: int) -> tuple[Decimal, Decimal]:
-        start = max(0, t - w)
-        return self.total[t] - self.total[start], self.bad[t] - self.bad[start]
-
-    def ratio(self, t: int, w: int) -> float | None:
-        if t == 0:
-            return None  # one sample: rate() has nothing to compare
-        total, bad = self.window(t, w)
-        return None if total == 0 else float(bad / total)
-
-
-@dataclass(frozen=True)
-class SimTier:
-    alert: AlertDef
-    long: int
-    short: int
-    for_steps: int
-    threshold: float
-
-
-class AmbiguousError(Exception):
-    """A check hinges on a ratio that sits exactly on a threshold (float rounding decides)."""
-
-
-def _above(ratio: float | None, threshold: float, tie: bool) -> bool:
-    if ratio is None:
-        return False
-    if abs(ratio - threshold) <= threshold * _EPS:
-        return tie
-    return ratio > threshold
-
-
-def condition_runs(traffic: Traffic, tier: SimTier, min_requests: int, tie: bool) -> list[int]:
-    """For each step, how many consecutive evaluations (ending there) found both windows burning.
-
-    `tie` decides ratios that equal the threshold to within float error; the simulation
-    runs both ways and only trusts outcomes that agree.
-    """
-    runs: list[int] = []
-    for s in range(traffic.steps + 1):
-        ok = _above(traffic.ratio(s, tier.long), tier.threshold, tie) and _above(
-            traffic.ratio(s, tier.short), tier.threshold, tie
-        )
-        if ok and min_requests:
-            ok = traffic.window(s, tier.long)[0] >= min_requests
-        runs.append((runs[-1] + 1 if runs else 1) if ok else 0)
-    return runs
-
-
-class Simulation:
-    """Which tiers fire at which step, as Prometheus would evaluate them every step."""
-
-    def __init__(self, traffic: Traffic, tiers: list[SimTier], min_requests: int) -> None:
-        self.tiers = tiers
-        self.runs = {
-            tie: [condition_runs(traffic, tier, min_requests, tie) for tier in tiers] for tie in (False, True)
-        }
-
-    def firing(self, t: int) -> list[SimTier]:
-        """Pending from the first true evaluation; firing once `for` has elapsed since then."""
-        outcomes = [
+def _grace_cases(ctx: TestCtx, grace: AlertDef, duration: str, labels: dict[str, str]) -> list[Case]:
+    """Fires once a second version appears, stops after the grace period even if both keep running."""
+    g = ctx.steps(ctx.profile.window(duration))
+    start = 3 * g  # the old version alone long enough to fill the offset window
+    n = start + 2 * g
+    v1 = series_text(cat.BUILD_INFO.name, {**labels, "version": "1.0.0"})
+    v2 = series_text(cat.BUILD_INFO.name, {**labels, "version": "1.1.0"})
+    new: list[Decimal | None] = [Decimal(1) if i >= start else None for i in range(n + 1)]
+    fired = [expected_alert(ctx.spec, grace, _se(labels), 1.0)]
+    return [
+        Case(
+            f"{grace.name} fires when a new version appears, and stops after {duration} of a stuck rollout",
+            [(v1, gauge(1, n)), (v2, new)],
             [
-                tier
-                for tier, runs in zip(self.tiers, self.runs[tie], strict=True)
-                if runs[t] and runs[t] - 1 >= tier.for_steps
-            ]
-            for tie in (False, True)
-        ]
-        if outcomes[0] != outcomes[1]:
-            raise AmbiguousError
-        return outcomes[0]
+                Check(start - 1, grace.name, []),
+                Check(start + g // 2, grace.name, fired),
+                Check(start + g + 1, grace.name, []),
+            ],
+        ),
+        Case(
+            f"{grace.name} stays silent with one version",
+            [(v1, gauge(1, n))],
+            [Check(n, grace.name, [])],
+        ),
+    ]
 
 
 def _sim_tiers(ctx: TestCtx, alerts: list[AlertDef]) -> list[SimTier]:
@@ -633,6 +636,7 @@ def _sim_tiers(ctx: TestCtx, alerts: list[AlertDef]) -> list[SimTier]:
             ctx.steps(a.short_window or "0s"),
             ctx.steps(a.for_),
             a.threshold or 0.0,
+            ctx.steps(a.keep_firing_for),
         )
         for a in alerts
     ]
@@ -649,29 +653,42 @@ def _burn_candidates(tier: SimTier, tiers: list[SimTier]) -> list[Decimal]:
     return [_sig3(min(e, (t + 1) / 2), ROUND_CEILING) for e in out]
 
 
+def whole_counts(volume: Decimal, share: Decimal) -> Decimal:
+    """`volume` times a power of ten, so that `volume x share` bad requests per step is whole.
+
+    promtool expands `a+bxn` by repeated float addition: a counter climbing by 18.8 ends
+    at 282.00000000000006, and a following flat run written `282` then reads as a counter
+    reset (a burst of 282 bad requests that never happened). Whole increments add exactly.
+    """
+    while (volume * share) != (volume * share).to_integral_value():
+        volume *= 10
+    return volume
+
+
 @dataclass
 class SloPlan:
     traffic: Traffic
     burst_end: int
     recovered: int
     fired: list[SimTier]
+    last: list[SimTier]  # still firing one step before `recovered`: pins when they resolve
 
 
 def plan_tier(tier: SimTier, tiers: list[SimTier], volume: int, min_requests: int) -> SloPlan:
     """Baseline, a burst that trips `tier` (alone if the tiers allow it), then recovery."""
     fallback: SloPlan | None = None
-    max_short = max(x.short for x in tiers)
+    drain = max(x.short for x in tiers) + max(x.keep_steps for x in tiers)  # until all resolve
     for diluted in (False, True):
         burst = (tier.long if diluted else tier.short) + tier.for_steps + 2
         for e in _burn_candidates(tier, tiers):
-            v = Decimal(volume)
+            v = whole_counts(Decimal(volume), e)
             segments = [Segment(SLO_BASELINE_STEPS, v, Decimal(0))]
             if diluted:
                 lowest = min(x.threshold for x in tiers)
                 huge = (v * burst * e / promql.decimal(lowest) * 10).to_integral_value(ROUND_CEILING)
                 segments.append(Segment(1, huge, Decimal(0)))
             segments.append(Segment(burst, v * (1 - e), v * e))
-            segments.append(Segment(max_short + 2, v, Decimal(0)))
+            segments.append(Segment(drain + 2, v, Decimal(0)))
             traffic = Traffic.of(segments)
             end = sum(s.steps for s in segments[:-1])
             sim = Simulation(traffic, tiers, min_requests)
@@ -686,7 +703,7 @@ def plan_tier(tier: SimTier, tiers: list[SimTier], volume: int, min_requests: in
                 continue
             if recovered is None:
                 continue
-            plan = SloPlan(traffic, end, recovered, fired)
+            plan = SloPlan(traffic, end, recovered, fired, sim.firing(recovered - 1))
             if fired == [tier]:
                 return plan
             fallback = fallback or plan
@@ -702,7 +719,7 @@ def _slo_series(
     ctx: TestCtx, spec_slo: SLO, env: str, traffic: Traffic
 ) -> list[tuple[str, list[Decimal | None]]]:
     base = {**ctx.target_labels(env), "method": "GET"}
-    routes = rules.slo_routes(ctx.spec, spec_slo)
+    routes = slo_rules.slo_routes(ctx.spec, spec_slo)
     base["route"] = sorted(routes)[0] if routes else _ROUTE
     total: list[Decimal | None] = list(traffic.total)
     bad: list[Decimal | None] = list(traffic.bad)
@@ -735,7 +752,7 @@ def slo_step(ctx: TestCtx, slo: SLO) -> int:
 def slo_cases(ctx: TestCtx, slo: SLO, alerts: list[AlertDef]) -> list[Case]:
     spec = ctx.spec
     env = sorted(spec.environments)[0]
-    burn = [a for a in alerts if a.name == rules.slo_burn_alert(slo)]
+    burn = [a for a in alerts if a.name == slo_rules.slo_burn_alert(slo)]
     tiers = _sim_tiers(ctx, burn)
     min_requests = slo.alerting.min_requests
     shortest = min((t.long for t in tiers), default=1)
@@ -755,8 +772,11 @@ def slo_cases(ctx: TestCtx, slo: SLO, alerts: list[AlertDef]) -> list[Case]:
         checks = [
             Check(SLO_BASELINE_STEPS, burn[0].name, []),
             Check(plan.burst_end, burn[0].name, _sort(expected)),
-            Check(plan.recovered, burn[0].name, []),
         ]
+        if plan.recovered - 1 > plan.burst_end:
+            last = [expected_alert(spec, x.alert, se, None) for x in plan.last]
+            checks.append(Check(plan.recovered - 1, burn[0].name, _sort(last)))
+        checks.append(Check(plan.recovered, burn[0].name, []))
         cases.append(
             Case(
                 f"{slo.name}: healthy baseline, {tier.alert.long_window}/{tier.alert.short_window} "
@@ -782,7 +802,7 @@ def _budget_exprs(ctx: TestCtx, slo: SLO, env: str, traffic: Traffic, t: int) ->
     budget = float(slo_math.error_budget(slo.objective))
     remaining = 1 - ratio / budget
     labels = {"service": ctx.spec.service, "environment": env, "slo": slo.name}
-    sel = promql.selector(rules.SLO_BUDGET_REMAINING, [("slo", "=", slo.name), ("environment", "=", env)])
+    sel = promql.selector(slo_rules.SLO_BUDGET_REMAINING, [("slo", "=", slo.name), ("environment", "=", env)])
     return [
         {
             "expr": f"round({sel}, 0.01)",
@@ -809,7 +829,7 @@ def _low_traffic_case(
     traffic = Traffic.of([Segment(burst, Decimal(0), Decimal(volume))])
     if Simulation(traffic, tiers, min_requests).firing(traffic.steps):
         return None
-    name = rules.slo_burn_alert(slo)
+    name = slo_rules.slo_burn_alert(slo)
     return Case(
         f"{slo.name}: {volume} requests per step, all failing, stay below min_requests={min_requests}",
         _slo_series(ctx, slo, env, traffic),
@@ -820,14 +840,14 @@ def _low_traffic_case(
 def _no_data_cases(ctx: TestCtx, slo: SLO, alerts: list[AlertDef]) -> list[Case]:
     spec = ctx.spec
     cases: list[Case] = []
-    for alert in (a for a in alerts if a.name == rules.slo_no_data_alert(slo)):
+    for alert in (a for a in alerts if a.name == slo_rules.slo_no_data_alert(slo)):
         env = alert.environments[0]
         n = ctx.steps(alert.for_) + 2
         traffic = Traffic.of([Segment(n, Decimal(REQUESTS_PER_STEP), Decimal(0))])
         others = [e for e in sorted(spec.environments) if e != env]
         present = [s for other in others for s in _slo_series(ctx, slo, other, traffic)]
         out = {"service": spec.service, "environment": env}
-        routes = rules.slo_routes(spec, slo)
+        routes = slo_rules.slo_routes(spec, slo)
         if routes and len(set(routes)) == 1:
             out["route"] = routes[0]  # absent() keeps the labels of equality matchers
         cases.append(
@@ -898,12 +918,15 @@ def test_cases(spec: Spec, profile: Profile, groups: list[RuleGroup]) -> dict[st
         entry = out.setdefault(file.replace(".yml", ".test.yml"), (ctx, ["recording.yml", file], []))
         entry[2].append(family_case(ctx, alert, siblings, firing=True))
         entry[2].append(family_case(ctx, alert, siblings, firing=False))
+        low = low_traffic_case(ctx, alert)
+        if low is not None:
+            entry[2].append(low)
     meta_file = files_of[names.WATCHDOG_ALERT]
     out.setdefault(meta_file.replace(".yml", ".test.yml"), (ctx, [meta_file], []))[2].extend(
         meta_cases(ctx, alerts)
     )
     for slo in spec.slos:
-        file = rules.slo_file(slo)
+        file = slo_rules.slo_file(slo)
         own = [a for a in alerts if a.slo == slo.name]
         slo_ctx = TestCtx(spec, profile, slo_step(ctx, slo))
         out[file.replace(".yml", ".test.yml")] = (slo_ctx, [file], slo_cases(slo_ctx, slo, own))

@@ -138,6 +138,7 @@ CAUSES_BY_NAME: dict[str, tuple[str, ...]] = {
         "A rollout is in progress: two versions report at once.",
         "A rollout is stuck half-way.",
     ),
+    names.DEPLOY_GRACE_ALERT: ("A new version started reporting while the previous one still runs.",),
     names.MAINTENANCE_ALERT: ("A maintenance window was opened on the lightkeeper server.",),
 }
 
@@ -190,9 +191,18 @@ def readable(text: str) -> str:
 def _receivers(spec: Spec, alert: AlertDef) -> str:
     if alert.name == names.WATCHDOG_ALERT:
         every = alertmanager.WATCHDOG_TIMING["repeat_interval"]
-        return f"{alertmanager.WATCHDOG_RECEIVER} (dead man's switch, repeats every {every})"
-    receivers = spec.route_for(alert.severity).receivers
-    return ", ".join(receivers) if receivers else "nobody (recorded in Alertmanager only)"
+        if alertmanager.dead_mans_switch_unrouted(spec):
+            return "nobody: no dead man's switch is configured (set `dead_mans_switch` in the spec)"
+        return f"{alertmanager.watchdog_receiver(spec)} (dead man's switch, repeats every {every})"
+    envs = [e for e in alert.environments if e in spec.environments] or sorted(spec.environments)
+    shown: dict[str, list[str]] = {}
+    for env in envs:
+        receivers = spec.route_for(alert.severity, env).receivers
+        text = ", ".join(receivers) if receivers else "nobody (recorded in Alertmanager only)"
+        shown.setdefault(text, []).append(env)
+    if len(shown) == 1:
+        return next(iter(shown))
+    return "; ".join(f"{', '.join(where)}: {text}" for text, where in shown.items())
 
 
 def _scope(alert: AlertDef) -> str:
@@ -211,10 +221,17 @@ def _inhibition(spec: Spec, group: Sequence[AlertDef]) -> list[str]:
             "The non-critical rules are silenced while any critical alert fires"
             " for the same service and environment."
         )
-    if spec.inhibition.maintenance_silences_symptoms and group[0].category in names.SYMPTOM_CATEGORIES:
+    symptom = group[0].category in names.SYMPTOM_CATEGORIES
+    if spec.inhibition.maintenance_silences_symptoms and spec.prometheus.server_targets and symptom:
+        lines.append(f"Silenced while {names.MAINTENANCE_ALERT} fires for the same environment.")
+    pages = [a for a in group if a.category == "slo" and a.severity in ("critical", "high")]
+    if spec.inhibition.faster_burn_silences_slower and len({a.long_window for a in pages}) > 1:
+        lines.append("The slower page tiers are silenced while the fastest one fires: one page per burn.")
+    grace = spec.inhibition.deploy_grace
+    if grace and symptom and any(a.severity != "critical" for a in group):
         lines.append(
-            f"Silenced while {names.DEPLOY_ALERT} or {names.MAINTENANCE_ALERT}"
-            " fires for the same environment."
+            f"The non-critical rules are silenced for at most {grace} after a new version appears"
+            f" ({names.DEPLOY_GRACE_ALERT}); deploys never silence critical alerts."
         )
     return lines
 

@@ -48,7 +48,14 @@ class TierData:
     for_: str
 
 
-# Google SRE workbook, chapter "Alerting on SLOs", table 5-8.
+# Windows and budget shares: Google SRE workbook, chapter "Alerting on SLOs", table 5-8
+# (and its 1d/3d ticket rows). The table gives no `for:`; those are lightkeeper's own:
+# - page-fast 2m: the burn must hold for two minutes, so one bad scrape in the 5m window
+#   cannot page; it adds 2m to detection (the workbook's 1h tier detects in ~1m).
+# - page-slow 15m: half the 30m short window; the tier exists for burns too slow for
+#   page-fast, so waiting a quarter hour costs little and filters bursts page-fast covers.
+# - ticket-fast / ticket-slow 1h: tickets are handled within the day; an hour of
+#   sustained burn is the least worth a ticket.
 DEFAULT_TIERS: tuple[TierData, ...] = (
     TierData("page-fast", "1h", "5m", "0.02", "critical", "2m"),
     TierData("page-slow", "6h", "30m", "0.05", "critical", "15m"),

@@ -3,12 +3,13 @@
 Two layers. The real tools, when installed: `promtool check config`, `promtool check
 rules --lint=all`, `promtool test rules`, `amtool check-config`, `amtool template
 render` for every notification template and `amtool config routes test` for the
-severity routing. And our own checks, which always run: every PromQL expression
-parses (promql-parser, a binding of the Rust port of the Prometheus parser), every
-metric it reads exists in the signal catalogue or is recorded by a rule, every label
-it groups or filters by has bounded cardinality, every alert carries the shared
-labels and annotations and has a runbook, and every alert rule has a promtool case
-where it fires and one where it stays silent.
+routing of every severity in every environment (only production pages by default).
+And our own checks, which always run: every PromQL expression parses (promql-parser,
+a binding of the Rust port of the Prometheus parser), every metric it reads exists in
+the signal catalogue or is recorded by a rule, every label it groups or filters by has
+bounded cardinality, every alert carries the shared labels and annotations and has a
+runbook, and every alert rule has a promtool case where it fires and one where it
+stays silent.
 """
 
 from __future__ import annotations
@@ -37,7 +38,19 @@ AM_CONFIG = "alertmanager/alertmanager.yml"
 
 # Labels Prometheus, the scrape config or the rules themselves attach: always bounded.
 INFRA_LABELS = frozenset(
-    {"service", "environment", "instance", "job", "le", "slo", "severity", "category", "version", "quantile"}
+    {
+        "service",
+        "environment",
+        "instance",
+        "job",
+        "le",
+        "slo",
+        "severity",
+        "category",
+        "version",
+        "quantile",
+        "component",
+    }
 )
 
 
@@ -196,6 +209,23 @@ def check_test_coverage(rules: list[tuple[str, dict[str, Any]]], out: Path) -> C
     return _result("every alert has a firing and a silent test", problems, f"{count} alert rules covered")
 
 
+def check_dead_mans_switch(spec: Spec | None) -> CheckResult:
+    """The Watchdog proves the pipeline works only if something notices when it stops."""
+    from lightkeeper.stack import alertmanager
+
+    name = "Watchdog reaches a dead man's switch"
+    if spec is None:
+        return CheckResult(name, "skipped", "no spec given (--spec): routing unknown")
+    if alertmanager.dead_mans_switch_unrouted(spec):
+        return CheckResult(
+            name,
+            "skipped",
+            "the Watchdog is unrouted, so a dead Prometheus or Alertmanager goes unnoticed; name a "
+            "receiver under `dead_mans_switch` (e.g. a webhook to a healthchecks.io ping URL)",
+        )
+    return CheckResult(name, "ok", f"Watchdog -> {alertmanager.watchdog_receiver(spec)}")
+
+
 def _result(name: str, problems: list[str], ok_detail: str) -> CheckResult:
     if problems:
         return CheckResult(name, "failed", f"{len(problems)} problem(s)", problems)
@@ -309,10 +339,8 @@ def amtool_checks(out: Path, spec: Spec | None, progress: Progress) -> list[Chec
             out,
         )
         if code != 0:
-            severity = labels.get("severity", "?")
-            problems.append(
-                f"{labels.get('alertname')} severity={severity} should reach {receivers}: {output}"
-            )
+            where = " ".join(f"{k}={labels[k]}" for k in ("environment", "severity") if k in labels)
+            problems.append(f"{labels.get('alertname')} {where} should reach {receivers}: {output}")
     results.append(_result("amtool config routes test", problems, f"{len(cases)} routing cases"))
     return results
 
@@ -337,6 +365,7 @@ def run_checks(out: Path, spec: Spec | None = None, progress: Progress | None = 
         *check_promql(rules, extra),
         *check_alert_shape(rules, out, spec),
         check_test_coverage(rules, out),
+        check_dead_mans_switch(spec),
     ]
     results.extend(promtool_checks(out, note))
     results.extend(amtool_checks(out, spec, note))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import subprocess
@@ -13,10 +14,11 @@ import httpx
 import pytest
 import yaml
 
-from lightkeeper.spec.loader import parse_spec
+from lightkeeper.spec.loader import SpecError, parse_spec
 from lightkeeper.spec.models import Spec
 from lightkeeper.stack import alertmanager, names, rules
 from lightkeeper.stack.errors import GenerationError
+from lightkeeper.stack.profile import get_profile
 from tests.support import services
 
 SPEC = """
@@ -71,6 +73,7 @@ def test_generated_config_passes_amtool_check_config(config_file: Path) -> None:
     result = amtool("check-config", str(config_file))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "SUCCESS" in result.stdout
+    # critical silences lower; the fast burn silences the slow page; deploys silence nothing
     assert "2 inhibit rules" in result.stdout
     assert "1 templates" in result.stdout
 
@@ -97,12 +100,86 @@ def test_routes_reach_the_right_receivers(config_file: Path, labels: dict[str, s
 
 def test_routing_expectations_agree_with_amtool(config_file: Path) -> None:
     cases = alertmanager.routing_expectations(spec())
-    assert [c[1] for c in cases] == [["pager", "chat"], ["chat"], ["tickets"], ["null"], ["watchdog"]]
+    by_env = [(c[0]["environment"], c[0]["severity"], c[1]) for c in cases]
+    assert by_env == [
+        ("beta", "critical", ["chat"]),
+        ("beta", "high", ["chat"]),
+        ("beta", "medium", ["null"]),
+        ("beta", "low", ["null"]),
+        ("prod", "critical", ["pager", "chat"]),
+        ("prod", "high", ["chat"]),
+        ("prod", "medium", ["tickets"]),
+        ("prod", "low", ["null"]),
+        ("beta", "low", ["watchdog"]),
+    ]
     for labels, expected in cases:
         pairs = [f"{k}={v}" for k, v in labels.items()]
         verify = f"--verify.receivers={','.join(expected)}"
         result = amtool("config", "routes", "test", f"--config.file={config_file}", verify, *pairs)
         assert result.returncode == 0, (labels, result.stdout, result.stderr)
+
+
+def _route(config: Path, **labels: str) -> str:
+    base = {"alertname": "HTTPErrorRateHigh", "service": "api", "category": "errors", **labels}
+    result = amtool(
+        "config", "routes", "test", f"--config.file={config}", *(f"{k}={v}" for k, v in base.items())
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+def test_only_production_pages_by_default(tmp_path: Path) -> None:
+    text = SPEC.replace('  beta: {targets: ["api-beta:8000"]', '  staging: {targets: ["api-staging:8000"]')
+    config = write(alertmanager.render(spec(text)), tmp_path)
+    assert _route(config, severity="critical", environment="prod") == "pager,chat"
+    assert _route(config, severity="critical", environment="staging") == "chat"
+    assert _route(config, severity="high", environment="staging") == "chat"
+    assert _route(config, severity="medium", environment="staging") == "null"
+    # An environment label the spec does not declare is treated as production.
+    assert _route(config, severity="critical", environment="elsewhere") == "pager,chat"
+
+
+def test_an_environment_routes_itself_when_it_says_so(tmp_path: Path) -> None:
+    text = SPEC.replace(
+        "thresholds: {latency_p95_seconds: 0.3}}",
+        "thresholds: {latency_p95_seconds: 0.3}, routing: {critical: [tickets], low: [chat]}}",
+    )
+    s = spec(text)
+    config = write(alertmanager.render(s), tmp_path)
+    assert _route(config, severity="critical", environment="beta") == "tickets"
+    assert _route(config, severity="high", environment="beta") == "null"  # omitted: nobody
+    assert _route(config, severity="low", environment="beta") == "chat"
+    assert _route(config, severity="critical", environment="prod") == "pager,chat"
+    assert {"environment": "beta", "severity": "critical"}.items() <= next(
+        c for c, r in alertmanager.routing_expectations(s) if r == ["tickets"]
+    ).items()
+
+
+def test_a_second_production_environment_pages_too(tmp_path: Path) -> None:
+    text = SPEC.replace("thresholds: {latency_p95_seconds: 0.3}}", "production: true}")
+    config = write(alertmanager.render(spec(text)), tmp_path)
+    assert _route(config, severity="critical", environment="beta") == "pager,chat"
+    assert "environment=" not in config.read_text()  # no branch apart: the top-level routing
+
+
+def test_a_single_environment_is_production_whatever_its_name() -> None:
+    s = spec(
+        "service: api\nenvironments: {eu: {targets: ['api:8000']}}\nrouting: {critical: [p]}\n"
+        "receivers: {p: {pagerduty: {routing_key_file: /run/k}}}\n"
+    )
+    assert s.route_for("critical", "eu").receivers == ["p"]
+
+
+def test_several_environments_and_none_production_is_an_error() -> None:
+    text = SPEC.replace("  prod: {targets", "  eu: {targets")
+    with pytest.raises(SpecError, match="production: true"):
+        spec(text)
+
+
+def test_an_unknown_receiver_in_an_environment_routing_is_an_error() -> None:
+    text = SPEC.replace("thresholds: {latency_p95_seconds: 0.3}}", "routing: {critical: [sms]}}")
+    with pytest.raises(SpecError, match=r"environments.beta.routing.critical names receiver 'sms'"):
+        spec(text)
 
 
 def test_a_watchdog_receiver_from_the_spec_gets_the_watchdog(tmp_path: Path) -> None:
@@ -226,12 +303,16 @@ def _matcher_labels(matchers: list[str]) -> set[str]:
 def test_inhibition_only_compares_labels_every_alert_carries() -> None:
     s = spec()
     inhibit = alertmanager.config(s)["inhibit_rules"]
-    assert inhibit, "the spec enables both inhibitions"
+    assert inhibit, "the spec enables inhibition"
     allowed = set(names.ALERT_LABELS)
     for rule in inhibit:
         # `equal` on a label some alerts lack treats "missing" == "missing": silences too much.
         assert set(rule["equal"]) <= allowed, rule
-        assert _matcher_labels(rule["source_matchers"] + rule["target_matchers"]) <= allowed | {"alertname"}
+        matchers = rule["source_matchers"] + rule["target_matchers"]
+        extra = {"alertname"}
+        if all(m.startswith('alertname="') and m.endswith('ErrorBudgetBurn"') for m in matchers[::2]):
+            extra.add("long_window")  # both sides pinned to one SLO's burn alert, which carries it
+        assert _matcher_labels(matchers) <= allowed | extra, rule
     records = {r.record: r.expr for r in rules.all_records(s)}
     for alert in rules.all_alerts(s):
         static = alert.rule_labels()
@@ -244,12 +325,15 @@ def test_inhibition_only_compares_labels_every_alert_carries() -> None:
 
 
 def test_inhibition_can_be_switched_off() -> None:
-    text = SPEC + "inhibition: {critical_silences_lower: false, maintenance_silences_symptoms: false}\n"
+    text = SPEC + (
+        "inhibition: {critical_silences_lower: false, maintenance_silences_symptoms: false,"
+        " faster_burn_silences_slower: false}\n"
+    )
     assert alertmanager.config(spec(text))["inhibit_rules"] == []
 
 
-@pytest.fixture
-def running_alertmanager(tmp_path: Path) -> Iterator[str]:
+@contextlib.contextmanager
+def running_alertmanager(tmp_path: Path, extra: str = "") -> Iterator[str]:
     """A real Alertmanager 0.25 on a free port with the generated config (no notifications go out)."""
     text = """
 service: api
@@ -258,7 +342,7 @@ routing: {critical: [hook], high: [hook], medium: [hook], low: []}
 receivers:
   hook: {webhook: {url: "http://127.0.0.1:9/unused"}}
 """
-    config = write(alertmanager.render(spec(text)), tmp_path / "out")
+    config = write(alertmanager.render(spec(text + extra)), tmp_path / "out")
     port = services.free_port()
     log = (tmp_path / "am.log").open("w")
     proc = subprocess.Popen(
@@ -285,29 +369,88 @@ receivers:
         log.close()
 
 
-def _alert(name: str, severity: str, environment: str, category: str) -> dict[str, object]:
+def _alert(name: str, severity: str, environment: str, category: str, **extra: str) -> dict[str, object]:
     labels = {
         "alertname": name,
         "severity": severity,
         "service": "api",
         "environment": environment,
         "category": category,
+        **extra,
     }
     return {"labels": labels, "annotations": {"summary": name}}
 
 
-def test_real_alertmanager_inhibits_as_specified(running_alertmanager: str) -> None:
+def _suppressed(base_url: str, sent: list[dict[str, object]]) -> dict[tuple[str, str], bool]:
+    with httpx.Client(base_url=base_url, timeout=5) as client:
+        client.post("/api/v2/alerts", json=sent).raise_for_status()
+        deadline = time.monotonic() + 15
+        while True:
+            got = client.get("/api/v2/alerts").json()
+            if len(got) == len(sent) or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+    return {
+        (a["labels"]["alertname"], a["labels"]["environment"]): a["status"]["state"] == "suppressed"
+        for a in got
+    }
+
+
+def test_real_alertmanager_inhibits_as_specified(tmp_path: Path) -> None:
     sent = [
         _alert("HTTPErrorRateHigh", "critical", "prod", "errors"),
         _alert("HTTPLatencyP95High", "high", "prod", "latency"),  # critical in prod: silenced
         _alert("CeleryQueueBacklog", "medium", "prod", "queue"),  # also silenced: same service/env
-        _alert("HTTPLatencyP95High", "high", "beta", "latency"),  # deploy in beta: silenced
+        _alert("HTTPLatencyP95High", "high", "beta", "latency"),  # a deploy in beta silences nothing
         _alert("DeploymentInProgress", "low", "beta", "meta"),
-        _alert("CeleryWorkersMissing", "high", "beta", "queue"),  # not a symptom: stays active
         _alert("Watchdog", "low", "all", "meta"),
         _alert("Watchdog", "low", "prod", "meta"),  # even with a critical next to it
     ]
-    with httpx.Client(base_url=running_alertmanager, timeout=5) as client:
+    with running_alertmanager(tmp_path) as url:
+        state = _suppressed(url, sent)
+    assert state == {
+        ("HTTPErrorRateHigh", "prod"): False,
+        ("HTTPLatencyP95High", "prod"): True,
+        ("CeleryQueueBacklog", "prod"): True,
+        ("HTTPLatencyP95High", "beta"): False,
+        ("DeploymentInProgress", "beta"): False,
+        ("Watchdog", "all"): False,
+        ("Watchdog", "prod"): False,
+    }
+
+
+def test_real_alertmanager_deploy_grace_mutes_only_lower_tiers(tmp_path: Path) -> None:
+    sent = [
+        _alert("DeploymentGracePeriod", "low", "beta", "meta"),
+        _alert("HTTPLatencyP95High", "high", "beta", "latency"),  # lower tier symptom: silenced
+        _alert("AvailabilityErrorBudgetBurn", "medium", "beta", "slo", long_window="1d"),  # ticket: silenced
+        _alert("CeleryWorkersMissing", "high", "beta", "queue"),  # not a symptom: stays active
+        _alert("DeploymentGracePeriod", "low", "gamma", "meta"),
+        _alert("HTTPErrorRateHigh", "critical", "gamma", "errors"),  # critical: never muted by a deploy
+        _alert("AvailabilityErrorBudgetBurn", "critical", "gamma", "slo", long_window="1h"),  # fast burn
+    ]
+    with running_alertmanager(tmp_path, "inhibition: {deploy_grace: 10m}\n") as url:
+        state = _suppressed(url, sent)
+    assert state == {
+        ("DeploymentGracePeriod", "beta"): False,
+        ("HTTPLatencyP95High", "beta"): True,
+        ("AvailabilityErrorBudgetBurn", "beta"): True,
+        ("CeleryWorkersMissing", "beta"): False,
+        ("DeploymentGracePeriod", "gamma"): True,  # low, next to a critical: the usual rule
+        ("HTTPErrorRateHigh", "gamma"): False,
+        ("AvailabilityErrorBudgetBurn", "gamma"): False,
+    }
+
+
+def test_real_alertmanager_pages_once_per_burn(tmp_path: Path) -> None:
+    slo = "slos: [{name: availability, objective: 99.9, period: 30d, sli: {kind: availability}}]\n"
+    burn = "AvailabilityErrorBudgetBurn"
+    sent = [
+        _alert(burn, "critical", "prod", "slo", slo="availability", long_window="1h", short_window="5m"),
+        _alert(burn, "critical", "prod", "slo", slo="availability", long_window="6h", short_window="30m"),
+        _alert(burn, "critical", "beta", "slo", slo="availability", long_window="6h", short_window="30m"),
+    ]
+    with running_alertmanager(tmp_path, slo) as url, httpx.Client(base_url=url, timeout=5) as client:
         client.post("/api/v2/alerts", json=sent).raise_for_status()
         deadline = time.monotonic() + 15
         while True:
@@ -316,19 +459,47 @@ def test_real_alertmanager_inhibits_as_specified(running_alertmanager: str) -> N
                 break
             time.sleep(0.1)
     state = {
-        (a["labels"]["alertname"], a["labels"]["environment"]): a["status"]["state"] == "suppressed"
+        (a["labels"]["environment"], a["labels"]["long_window"]): a["status"]["state"] == "suppressed"
         for a in got
     }
-    assert state == {
-        ("HTTPErrorRateHigh", "prod"): False,
-        ("HTTPLatencyP95High", "prod"): True,
-        ("CeleryQueueBacklog", "prod"): True,
-        ("HTTPLatencyP95High", "beta"): True,
-        ("DeploymentInProgress", "beta"): False,
-        ("CeleryWorkersMissing", "beta"): False,
-        ("Watchdog", "all"): False,
-        ("Watchdog", "prod"): False,
-    }
+    # The fast page already reported the burn in prod; beta's slow burn has no fast page.
+    assert state == {("prod", "1h"): False, ("prod", "6h"): True, ("beta", "6h"): False}
+
+
+def test_one_page_per_burn_follows_custom_tiers_and_the_test_profile() -> None:
+    text = SPEC.replace(
+        "sli: {kind: availability}}",
+        "sli: {kind: availability}, alerting: {tiers: [{name: a, long_window: 2h, short_window: 10m,"
+        " budget_share: 0.03, severity: critical}, {name: b, long_window: 12h, short_window: 1h,"
+        " budget_share: 0.08, severity: high}, {name: c, long_window: 3d, short_window: 6h,"
+        " budget_share: 0.1, severity: medium}]}}",
+    )
+    (rule,) = [r for r in alertmanager.config(spec(text))["inhibit_rules"] if "long_window" in str(r)]
+    assert rule["source_matchers"] == ['alertname="AvailabilityErrorBudgetBurn"', 'long_window="2h"']
+    assert rule["target_matchers"] == ['alertname="AvailabilityErrorBudgetBurn"', 'long_window=~"12h"']
+    test = alertmanager.config(spec(text), get_profile("test"))["inhibit_rules"]
+    assert 'long_window="2m"' in next(r for r in test if "long_window" in str(r))["source_matchers"]
+
+
+def test_deploys_inhibit_nothing_by_default_and_grace_is_bounded() -> None:
+    rules_ = alertmanager.config(spec())["inhibit_rules"]
+    assert all("Deployment" not in m for r in rules_ for m in r["source_matchers"])
+    with pytest.raises(SpecError, match="deploy_grace 2h must be between 1s and 1h"):
+        spec(SPEC + "inhibition: {deploy_grace: 2h}\n")
+
+
+def test_a_non_critical_fast_page_tier_is_kept_out_of_the_deploy_grace() -> None:
+    text = SPEC.replace(
+        "sli: {kind: availability}}",
+        "sli: {kind: availability}, alerting: {tiers: [{name: fast, long_window: 1h, short_window: 5m,"
+        " budget_share: 0.02, severity: high}, {name: slow, long_window: 6h, short_window: 30m,"
+        " budget_share: 0.05, severity: high}]}}",
+    )
+    inhibit = alertmanager.config(spec(text + "inhibition: {deploy_grace: 10m}\n"))["inhibit_rules"]
+    (grace,) = [r for r in inhibit if "DeploymentGracePeriod" in str(r["source_matchers"])]
+    assert grace["source_matchers"] == ['alertname="DeploymentGracePeriod"']
+    assert 'long_window!~"1h"' in grace["target_matchers"]
+    assert 'severity!="critical"' in grace["target_matchers"]
 
 
 # --- templates -----------------------------------------------------------------------
@@ -392,3 +563,13 @@ def test_output_is_deterministic_and_plain_yaml() -> None:
     assert "&id" not in text and "*id" not in text  # no YAML anchors
     assert yaml.safe_load(text)["templates"] == ["templates/*.tmpl"]
     assert set(first) == {alertmanager.CONFIG_PATH, alertmanager.TEMPLATE_PATH}
+
+
+def test_the_starter_spec_never_pages_for_staging(tmp_path: Path) -> None:
+    from lightkeeper.spec import starter
+
+    starter_spec = spec(starter.render("shop"))
+    config = write(alertmanager.render(starter_spec), tmp_path)
+    # The issue's reproduction: `amtool config routes test severity=critical environment=staging`.
+    assert _route(config, severity="critical", environment="staging", service="shop") == "chat"
+    assert _route(config, severity="critical", environment="prod", service="shop") == "pager,chat"

@@ -349,8 +349,36 @@ def test_lower_is_worse_thresholds_are_inverted(dashboards: dict[str, dict[str, 
     assert _steps(workers) == [("red", None), ("orange", 1.0), ("green", 2.0)]
 
 
-def test_llm_budget_colours_at_50_75_100_percent(dashboards: dict[str, dict[str, Any]]) -> None:
-    budget = _panel(dashboards["usage"], "LLM spend, last 30 days")
+def _usage_titles(dashboard: dict[str, Any]) -> set[str]:
+    return {p["title"] for p in all_panels(dashboard)}
+
+
+def test_no_panel_reads_a_signal_nothing_emits_yet(dashboards: dict[str, dict[str, Any]]) -> None:
+    planned = {s.name for s in catalogue.ALL if not s.emitted}
+    assert planned, "no planned signal left: this test guards nothing, drop it"
+    for key, dash in dashboards.items():
+        for panel in all_panels(dash):
+            for target in panel.get("targets", []):
+                words = set(re.findall(r"[a-z_:]+", target["expr"]))
+                read = {s.name for w in words if (s := catalogue.lookup_series(w)) is not None}
+                assert not read & planned, (key, panel["title"], read & planned)
+    assert {"Authentication attempts by outcome", "Stuck entities", "LLM spend rate"}.isdisjoint(
+        _usage_titles(dashboards["usage"])
+    )
+
+
+def test_usage_sections_appear_once_their_signals_are_emitted(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(catalogue, "all_emitted", lambda *signals: True)
+    with_workflow = spec(SPEC + "workflow:\n  item: {processing_statuses: [publishing]}\n")
+    titles = _usage_titles(BUILDERS["usage"](with_workflow))
+    assert {"Authentication attempts by outcome", "Stuck entities", "LLM spend rate"} <= titles
+    # workflow health also needs workflow entities in the spec
+    assert "Stuck entities" not in _usage_titles(BUILDERS["usage"](spec()))
+
+
+def test_llm_budget_colours_at_50_75_100_percent(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(catalogue, "all_emitted", lambda *signals: True)
+    budget = _panel(BUILDERS["usage"](spec()), "LLM spend, last 30 days")
     assert _steps(budget) == [("green", None), ("yellow", 150.0), ("orange", 225.0), ("red", 300.0)]
 
 

@@ -8,9 +8,10 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+import yaml
 
 from lightkeeper.spec.loader import parse_spec
-from lightkeeper.stack import gotemplate, prometheus, rule_tests
+from lightkeeper.stack import gotemplate, prometheus, rule_tests, rules
 from lightkeeper.stack.validate import _load_rules, check_test_coverage
 from tests.unit.stack._specs import issue_spec
 
@@ -72,10 +73,14 @@ def test_slo_cases_walk_baseline_each_tier_alone_and_recovery(issue_output: Path
     assert len(tier_tests) == 4
     for test in tier_tests:
         assert "on its own" in test["name"]
-        baseline, burning, recovered = test["alert_rule_test"]
+        baseline, burning, *last, recovered = test["alert_rule_test"]
         assert baseline["exp_alerts"] == [] and recovered["exp_alerts"] == []
         (alert,) = burning["exp_alerts"]
         assert alert["exp_labels"]["slo"] == "availability"
+        # The step before recovery pins when the tier resolves (kept firing for the fast page).
+        assert [c["exp_alerts"] for c in last] in ([], [[]], [burning["exp_alerts"]])
+        if alert["exp_labels"]["long_window"] == "1h":  # keep_firing_for 30m: still firing
+            assert [c["exp_alerts"] for c in last] == [burning["exp_alerts"]]
         assert "promql_expr_test" in test  # error budget remaining, rounded
 
 
@@ -149,3 +154,118 @@ def test_template_expansion_refuses_what_it_cannot_predict() -> None:
         gotemplate.expand("{{ $labels.route }}", {}, None)
     with pytest.raises(ValueError, match="unsupported"):
         gotemplate.expand("{{ $value | printf }}", {}, 1.0)
+
+
+# --- traffic floors ------------------------------------------------------------------------
+FLOORED = """\
+service: shop
+environments:
+  prod: {targets: ["shop:8000"]}
+alerts:
+  error_rate: {high: 0.1%s}
+  latency_p95_seconds: {high: 1.0}
+"""
+
+
+def test_ratio_and_quantile_alerts_get_a_low_traffic_case_that_bites(tmp_path: Path) -> None:
+    floored = parse_spec(FLOORED % "")
+    files = {**prometheus.render(floored), **rule_tests.render(floored)}
+    cases = [t["name"] for t in yaml.safe_load(files["tests/golden-signals.test.yml"])["tests"]]
+    low = [c for c in cases if "below min_requests=50" in c]
+    assert sorted(c.split(" (")[0] for c in low) == [
+        "HTTPErrorRateHigh high",
+        "HTTPLatencyP95High high",
+        "HTTPLatencyP99High medium",
+    ]
+    assert _promtool_test(_write(files, tmp_path / "floored"), "golden-signals.test.yml").returncode == 0
+    # The same cases against rules without the floor: the quiet night now pages, so they fail.
+    unguarded = parse_spec(FLOORED % ", min_requests: 0")
+    bare = _write({**files, **prometheus.render(unguarded)}, tmp_path / "bare")
+    result = _promtool_test(bare, "golden-signals.test.yml")
+    assert result.returncode != 0
+    assert "stays silent on 12.5 events per window, below min_requests=50" in result.stdout + result.stderr
+
+
+def test_a_raised_floor_still_gets_a_firing_case(tmp_path: Path) -> None:
+    spec = parse_spec(FLOORED % ", min_requests: 100000")
+    files = {**prometheus.render(spec), **rule_tests.render(spec)}
+    assert ">= 100000" in files["prometheus/rules/golden-signals.yml"]
+    result = _promtool_test(_write(files, tmp_path), "golden-signals.test.yml")
+    assert result.returncode == 0, result.stdout[-3000:]
+
+
+def test_deploy_grace_is_bounded_even_when_a_rollout_sticks(tmp_path: Path) -> None:
+    spec = parse_spec(ONE_SLO + "inhibition: {deploy_grace: 10m}\n")
+    files = {**prometheus.render(spec), **rule_tests.render(spec)}
+    cases = [t["name"] for t in yaml.safe_load(files["tests/meta.test.yml"])["tests"]]
+    assert any(
+        "DeploymentGracePeriod fires when a new version appears, and stops after 10m" in c for c in cases
+    )
+    root = _write(files, tmp_path / "ok")
+    assert _promtool_test(root, "meta.test.yml").returncode == 0
+    # Without the offset window bounding it, a stuck rollout would mute alerts forever: the case fails.
+    _break(root, "meta.yml", "offset 10m", "offset 1h")
+    assert _promtool_test(root, "meta.test.yml").returncode != 0
+
+
+def test_celery_workers_down_fires_when_every_worker_is_gone(tmp_path: Path) -> None:
+    spec = parse_spec(
+        ONE_SLO.replace('targets: ["shop:8000"]', 'targets: ["shop:8000"], celery_targets: ["w:9808"]')
+    )
+    files = {**prometheus.render(spec), **rule_tests.render(spec)}
+    root = _write(files, tmp_path)
+    assert _promtool_test(root, "celery.test.yml", "telemetry.test.yml").returncode == 0
+    # No worker series at all (the target vanished from discovery): absent() still fires.
+    down = next(a for a in rules.all_alerts(spec) if a.name == "CeleryWorkersDown")
+    out = {"service": "shop", "environment": "prod", "job": "shop-prod-celery"}
+    api = 'up{service="shop",environment="prod",job="shop-prod",instance="shop:8000"}'
+    gone = {
+        "rule_files": ["../prometheus/rules/celery.yml"],
+        "evaluation_interval": "1m",
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": [
+                    {
+                        "series": api,
+                        "values": "1x10",
+                    }
+                ],
+                "alert_rule_test": [
+                    {
+                        "eval_time": "6m",
+                        "alertname": "CeleryWorkersDown",
+                        "exp_alerts": [rule_tests.expected_alert(spec, down, out, None)],
+                    }
+                ],
+            }
+        ],
+    }
+    (root / "tests" / "gone.test.yml").write_text(yaml.safe_dump(gone))
+    result = subprocess.run(
+        [str(PROMTOOL), "test", "rules", "gone.test.yml"],
+        cwd=root / "tests",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    # ServiceDown's generated firing case keeps a live worker beside the dead API: without the
+    # component matcher the worker would hide the outage and the case fails.
+    _break(root, "telemetry.yml", ',component=""', "")
+    assert _promtool_test(root, "telemetry.test.yml").returncode != 0
+
+
+def test_slo_cases_pin_when_the_kept_fast_page_resolves(issue_output: Path, tmp_path: Path) -> None:
+    root = tmp_path / "o"
+    shutil.copytree(issue_output, root)
+    _break(root, "slo-availability.yml", "keep_firing_for: 30m", "keep_firing_for: 10m")
+    result = _promtool_test(root, "slo-availability.test.yml")
+    assert result.returncode != 0
+    assert "1h/5m critical tier fires on its own" in result.stdout + result.stderr
+
+
+def test_counter_increments_are_whole_so_promtool_adds_them_exactly() -> None:
+    assert rule_tests.whole_counts(Decimal(1000), Decimal("0.0188")) == 10000
+    assert rule_tests.whole_counts(Decimal(1000), Decimal("0.5")) == 1000
+    assert rule_tests.whole_counts(Decimal(1000), Decimal("0.00188")) == 100000

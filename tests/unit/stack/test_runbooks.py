@@ -71,13 +71,18 @@ def test_page_shows_meaning_routing_promql_and_dashboard(pages: dict[str, str]) 
     assert {a.severity for a in alerts} == {"critical", "high"}
     for alert in alerts:
         assert alert.expr.strip() in page
-    assert "| critical | every environment | 5m | pager, chat |" in page
+    assert "| critical | every environment | 5m | beta: chat; prod: pager, chat |" in page
     assert "| high | every environment | 5m | chat |" in page
     assert f"[API Performance]({names.dashboard_url(s, 'api-performance')})" in page
     assert "## Likely causes" in page
     assert "<service> (<environment>) answers <value> 5xx" in page  # Prometheus templating made readable
     assert "{{" not in page
-    assert "Silenced while DeploymentInProgress or MaintenanceWindow" in page
+    assert "DeploymentInProgress" not in page  # a deploy silences nothing by default
+    assert "MaintenanceWindow" not in page  # no lightkeeper server scraped: no maintenance windows
+    grace = s.model_copy(update={"inhibition": s.inhibition.model_copy(update={"deploy_grace": "10m"})})
+    page = runbooks.render(grace, all_alerts(grace))["runbooks/HTTPErrorRateHigh.md"]
+    assert "silenced for at most 10m after a new version appears (DeploymentGracePeriod)" in page
+    assert "deploys never silence critical alerts" in page
 
 
 def test_spec_steps_replace_the_defaults(pages: dict[str, str]) -> None:
@@ -92,7 +97,8 @@ def test_a_runbook_url_from_the_spec_is_linked(pages: dict[str, str]) -> None:
 
 def test_per_environment_thresholds_each_get_their_rule(pages: dict[str, str]) -> None:
     page = pages["runbooks/HTTPLatencyP95High.md"]
-    assert "| medium | beta | 10m | tickets |" in page
+    # beta is not production: its medium alerts notify nobody by default.
+    assert "| medium | beta | 10m | nobody (recorded in Alertmanager only) |" in page
     assert "| medium | prod | 10m | tickets |" in page
     assert 'environment="beta"} > 0.3' in page
 
@@ -100,7 +106,11 @@ def test_per_environment_thresholds_each_get_their_rule(pages: dict[str, str]) -
 def test_low_severity_and_watchdog_routing_are_explained(pages: dict[str, str]) -> None:
     assert "nobody (recorded in Alertmanager only)" in pages["runbooks/DeploymentInProgress.md"]
     watchdog = pages["runbooks/Watchdog.md"]
-    assert "watchdog (dead man's switch" in watchdog
+    assert "nobody: no dead man's switch is configured (set `dead_mans_switch`" in watchdog
+    s = spec()
+    routed = s.model_copy(update={"dead_mans_switch": next(iter(s.receivers))})
+    page = runbooks.render(routed, all_alerts(routed))["runbooks/Watchdog.md"]
+    assert f"{next(iter(s.receivers))} (dead man's switch, repeats every 5m)" in page
     assert "Never inhibited" in watchdog
     assert "Prometheus is down" in watchdog  # its own causes, not the meta category's
 
@@ -109,6 +119,7 @@ def test_slo_page_lists_every_tier_with_its_windows(pages: dict[str, str]) -> No
     page = pages["runbooks/AvailabilityErrorBudgetBurn.md"]
     for windows in ("1h and 5m", "6h and 30m", "1d and 2h", "3d and 6h"):
         assert f"every environment, {windows} windows" in page
+    assert "slower page tiers are silenced while the fastest one fires" in page
 
 
 def _alert(**changes: object) -> AlertDef:
@@ -132,7 +143,8 @@ def test_category_defaults_when_neither_spec_nor_rule_gives_steps() -> None:
     for cause in runbooks.CAUSES["queue"]:
         assert f"- {cause}" in page
     assert "Queue <queue> holds <value> messages" in page
-    assert "| medium | every environment | immediately | tickets |" in page
+    nobody = "nobody (recorded in Alertmanager only)"
+    assert f"| medium | every environment | immediately | beta: {nobody}; prod: tickets |" in page
 
 
 def test_rule_steps_are_used_when_the_spec_has_none() -> None:

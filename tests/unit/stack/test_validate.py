@@ -48,7 +48,7 @@ def test_own_checks_flag_unknown_metrics_and_unbounded_labels(
     assert results["every alert has a runbook"].problems == [
         "MemoryUsageHigh: runbooks/MemoryUsageHigh.md is missing"
     ]
-    skipped = [r for r in results.values() if r.status == "skipped"]
+    skipped = [r for r in results.values() if r.status == "skipped" and "Watchdog" not in r.name]
     assert {r.name for r in skipped} == {"promtool checks", "amtool checks"}
     assert all("is not installed" in r.detail for r in skipped)
     assert not passed(list(results.values()))
@@ -76,7 +76,9 @@ def test_missing_folder_says_to_generate(tmp_path: Path) -> None:
 def test_real_tools_pass_on_generated_output(generated: Path) -> None:
     results = run_checks(generated, issue_spec())
     failed = [(r.name, r.problems[:5]) for r in results if r.status != "ok"]
-    assert failed == []
+    assert failed == [("Watchdog reaches a dead man's switch", [])]
+    assert passed(results)  # an unrouted Watchdog is reported, not fatal
+    assert "the Watchdog is unrouted" in _by_name(results)["Watchdog reaches a dead man's switch"].detail
     names = {r.name for r in results}
     assert {
         "promtool check config",
@@ -98,3 +100,30 @@ def test_real_tools_catch_a_broken_routing_tree(generated: Path, tmp_path: Path)
     assert (
         routes.status == "failed" and "severity=critical should reach ['pager', 'chat']" in routes.problems[0]
     )
+
+
+def test_real_tools_catch_a_non_production_environment_that_pages(generated: Path, tmp_path: Path) -> None:
+    out = _copy(generated, tmp_path / "o")
+    am = out / "alertmanager" / "alertmanager.yml"
+    am.write_text(am.read_text().replace('environment="beta"', 'environment="nowhere"'))
+    routes = _by_name(amtool_checks(out, issue_spec(), lambda _: None))["amtool config routes test"]
+    assert routes.status == "failed"
+    assert any("environment=beta severity=critical should reach ['chat']" in p for p in routes.problems)
+
+
+def test_a_named_dead_mans_switch_receives_the_watchdog(tmp_path: Path) -> None:
+    from lightkeeper.spec.loader import parse_spec
+    from tests.unit.stack._specs import ISSUE_EXAMPLE
+
+    text = ISSUE_EXAMPLE + "dead_mans_switch: heartbeat\n"
+    text = text.replace(
+        "receivers:\n", 'receivers:\n  heartbeat: {webhook: {url: "https://hc-ping.example.com/0f1e2d"}}\n'
+    )
+    spec = parse_spec(text)
+    out = tmp_path / "o"
+    gen.generate(spec, out)
+    results = _by_name(run_checks(out, spec))
+    assert results["Watchdog reaches a dead man's switch"].status == "ok"
+    assert results["Watchdog reaches a dead man's switch"].detail == "Watchdog -> heartbeat"
+    assert results["amtool config routes test"].status == "ok"  # amtool: Watchdog -> heartbeat
+    assert "name: watchdog\n" not in (out / "alertmanager" / "alertmanager.yml").read_text()

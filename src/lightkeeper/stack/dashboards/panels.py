@@ -18,7 +18,9 @@ from typing import Any
 
 from lightkeeper import catalogue as cat
 from lightkeeper.spec.models import SEVERITIES, Severity, Spec
-from lightkeeper.stack import names, promql, rules
+from lightkeeper.stack import names, promql
+from lightkeeper.stack.alert_families import FAMILY_BY_KEY
+from lightkeeper.stack.thresholds import family_thresholds
 
 SCHEMA_VERSION = 39
 GRID_WIDTH = 24
@@ -76,10 +78,10 @@ def env_matcher(env: str) -> Json:
 
 def alert_thresholds(spec: Spec, family_key: str) -> Thresholds | None:
     """The alert family's thresholds as panel thresholds, per environment where they differ."""
-    family = rules.FAMILY_BY_KEY[family_key]
+    family = FAMILY_BY_KEY[family_key]
     if family.thresholdless:
         return None
-    by_severity = rules.family_thresholds(spec, family)
+    by_severity = family_thresholds(spec, family)
     if not by_severity:
         return None
     per_env: dict[str, dict[Severity, float]] = {}
@@ -107,8 +109,8 @@ def alert_thresholds(spec: Spec, family_key: str) -> Thresholds | None:
 
 def threshold_note(spec: Spec, family_key: str) -> str:
     """A sentence naming the alert thresholds, for panel descriptions."""
-    family = rules.FAMILY_BY_KEY[family_key]
-    by_severity = rules.family_thresholds(spec, family)
+    family = FAMILY_BY_KEY[family_key]
+    by_severity = family_thresholds(spec, family)
     if family.thresholdless or not by_severity:
         return f"Alert {family.alert} fires on this signal." if by_severity else ""
     parts = []

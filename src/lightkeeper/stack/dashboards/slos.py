@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from lightkeeper import catalogue as cat
 from lightkeeper.spec.models import SLO, Spec
-from lightkeeper.stack import promql, rules
+from lightkeeper.stack import promql, slo_rules
 from lightkeeper.stack import slo as slo_math
 from lightkeeper.stack.dashboards import panels as p
 from lightkeeper.stack.dashboards import queries as q
@@ -24,7 +24,7 @@ EXTRA_PERIODS = ("7d", "28d", "30d", "90d")
 
 def error_ratio(spec: Spec, slo: SLO, window: str) -> str:
     """Share of bad events for one SLO over `window`, per environment."""
-    routes = rules.slo_routes(spec, slo)
+    routes = slo_rules.slo_routes(spec, slo)
     base = [promql.in_matcher("route", routes)] if routes else []
     if slo.sli.kind == "availability":
         return q.share_of(

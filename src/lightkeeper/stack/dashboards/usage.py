@@ -1,4 +1,9 @@
-"""Usage: business events, sign-ins, workflow health and LLM spend."""
+"""Usage: business events, sign-ins, workflow health and LLM spend.
+
+A section appears only once something emits its signals (and, for workflow health,
+once the spec declares workflow entities): a row of "No data" panels teaches people
+to ignore the dashboard.
+"""
 
 from __future__ import annotations
 
@@ -14,12 +19,25 @@ KEY: DashboardKey = "usage"
 
 
 def build(spec: Spec) -> Json:
-    env = "{{environment}}"
-    model = ("environment", "gen_ai_request_model")
-    model_legend = "{{environment}} {{gen_ai_request_model}}"
-    auth_failed = q.sum_rate(cat.AUTH_ATTEMPTS, ("environment", "method"), ("outcome", "!=", "success"))
-    auth_all = q.sum_rate(cat.AUTH_ATTEMPTS, ("environment", "method"))
-    panels: list[Json] = [
+    panels = _business_panels()
+    if cat.all_emitted(cat.AUTH_ATTEMPTS):
+        panels += _auth_panels()
+    if spec.workflow and cat.all_emitted(cat.WORKFLOW_ENTITIES, cat.WORKFLOW_STUCK_ENTITIES):
+        panels += _workflow_panels(spec)
+    if cat.all_emitted(
+        cat.LLM_COST, cat.GEN_AI_TOKEN_USAGE, cat.GEN_AI_OPERATION_DURATION, cat.GEN_AI_ERRORS
+    ):
+        panels += _llm_panels(spec)
+    return p.dashboard(
+        spec,
+        KEY,
+        panels,
+        description=f"What {spec.service}'s users do, whether work flows through, and what LLM calls cost.",
+    )
+
+
+def _business_panels() -> list[Json]:
+    return [
         p.row("Business events"),
         p.timeseries(
             "Usage events by name",
@@ -37,6 +55,13 @@ def build(spec: Spec) -> Json:
             ],
             description="Events counted by lightkeeper.usage() over the dashboard's time range.",
         ),
+    ]
+
+
+def _auth_panels() -> list[Json]:
+    auth_failed = q.sum_rate(cat.AUTH_ATTEMPTS, ("environment", "method"), ("outcome", "!=", "success"))
+    auth_all = q.sum_rate(cat.AUTH_ATTEMPTS, ("environment", "method"))
+    return [
         p.timeseries(
             "Authentication attempts by outcome",
             [
@@ -54,6 +79,11 @@ def build(spec: Spec) -> Json:
             unit="percentunit",
             description="Failed or locked attempts over all attempts; a jump suggests credential stuffing.",
         ),
+    ]
+
+
+def _workflow_panels(spec: Spec) -> list[Json]:
+    return [
         p.row("Workflow"),
         p.timeseries(
             "Entities by status",
@@ -78,6 +108,14 @@ def build(spec: Spec) -> Json:
             + p.threshold_note(spec, "workflow_stuck"),
             thresholds=p.alert_thresholds(spec, "workflow_stuck"),
         ),
+    ]
+
+
+def _llm_panels(spec: Spec) -> list[Json]:
+    env = "{{environment}}"
+    model = ("environment", "gen_ai_request_model")
+    model_legend = "{{environment}} {{gen_ai_request_model}}"
+    return [
         p.row("LLM"),
         p.stat(
             "LLM spend rate",
@@ -92,7 +130,12 @@ def build(spec: Spec) -> Json:
         _budget_panel(spec),
         p.timeseries(
             "LLM spend by model (USD/h)",
-            [Query(f"{q.sum_rate(cat.LLM_COST, model)} * 3600", model_legend)],
+            [
+                Query(
+                    f"{q.sum_rate(cat.LLM_COST, ('environment', 'model'))} * 3600",
+                    "{{environment}} {{model}}",
+                )
+            ],
             unit="currencyUSD",
             w=12,
             h=4,
@@ -127,12 +170,6 @@ def build(spec: Spec) -> Json:
             w=8,
         ),
     ]
-    return p.dashboard(
-        spec,
-        KEY,
-        panels,
-        description=f"What {spec.service}'s users do, whether work flows through, and what LLM calls cost.",
-    )
 
 
 def _budget_panel(spec: Spec) -> Json:

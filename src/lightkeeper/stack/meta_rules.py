@@ -1,0 +1,148 @@
+"""Alerts about the alerting itself: the Watchdog, deployments and maintenance windows.
+
+They carry no thresholds from the spec. The Watchdog fires by design (a dead man's
+switch). DeploymentInProgress only informs: it silences nothing, because a bad deploy
+is the most common cause of incidents. With `inhibition.deploy_grace`,
+DeploymentGracePeriod fires for at most that long after a new version first reports,
+however long the rollout takes, and Alertmanager silences the lower tiers meanwhile.
+MaintenanceWindow exists only when Prometheus scrapes a lightkeeper server (the only
+source of `lightkeeper_maintenance`).
+"""
+
+from __future__ import annotations
+
+from lightkeeper import catalogue as cat
+from lightkeeper.stack.alert_families import runbook_steps
+from lightkeeper.stack.names import DEPLOY_ALERT, DEPLOY_GRACE_ALERT, MAINTENANCE_ALERT, WATCHDOG_ALERT
+from lightkeeper.stack.promql import by, selector
+from lightkeeper.stack.rule_defs import AlertDef
+from lightkeeper.stack.rule_exprs import DEPLOY_WINDOW, SE, Ctx
+
+WATCHDOG_ENVIRONMENT = "all"  # the Watchdog watches the pipeline, not one environment
+
+
+def meta_alerts(ctx: Ctx) -> list[AlertDef]:
+    spec = ctx.spec
+    build_info = selector(cat.BUILD_INFO, ctx.m())
+    versions = f"count {by(*SE, 'version')} (max_over_time({build_info}[{ctx.w(DEPLOY_WINDOW)}]))"
+    alerts = [
+        AlertDef(
+            name=WATCHDOG_ALERT,
+            expr="vector(1)",
+            severity="low",
+            category="meta",
+            service=spec.service,
+            summary="Alerting pipeline is alive",
+            description=(
+                "This alert always fires. Route it to a dead man's switch: if it stops arriving, "
+                "Prometheus, its rules or the path to Alertmanager are broken."
+            ),
+            dashboard="system-health",
+            family="watchdog",
+            runbook_steps=runbook_steps(
+                spec,
+                WATCHDOG_ALERT,
+                (
+                    "If the dead man's switch reports the Watchdog missing, check that Prometheus runs.",
+                    "Check Prometheus' rule evaluation failures and its Alertmanager connection.",
+                    "Check that Alertmanager runs and can reach its receivers.",
+                ),
+            ),
+            environments=(WATCHDOG_ENVIRONMENT,),
+        ),
+        AlertDef(
+            name=DEPLOY_ALERT,
+            expr=f"count {by(*SE)} ({versions}) > 1",
+            severity="low",
+            category="meta",
+            service=spec.service,
+            summary="{{ $labels.service }} ({{ $labels.environment }}) is being deployed",
+            description=(
+                f"More than one version reported lightkeeper_build_info within {ctx.w(DEPLOY_WINDOW)}: "
+                "a rollout is in progress or just finished. Alerts are not silenced meanwhile: "
+                "a bad deploy is the most common cause of incidents."
+            ),
+            dashboard="system-health",
+            family="deployment",
+            runbook_steps=runbook_steps(
+                spec,
+                DEPLOY_ALERT,
+                (
+                    "Nothing to do while the rollout proceeds.",
+                    "If it stays firing, a rollout is stuck half-way.",
+                ),
+            ),
+        ),
+    ]
+    if spec.inhibition.deploy_grace:
+        alerts.append(_deploy_grace(ctx, spec.inhibition.deploy_grace))
+    if cat.MAINTENANCE.emitted and spec.prometheus.server_targets:
+        alerts.append(_maintenance(ctx))
+    return alerts
+
+
+def deploy_grace_expr(ctx: Ctx, grace: str) -> str:
+    """Versions first seen within `grace` (absent from the `grace` before), while another runs.
+
+    Bounded by construction: `grace` after a version first reports it is in the offset
+    window too, so a rollout stuck half-way cannot keep alerts silenced.
+    """
+    g = ctx.w(grace)
+    build_info = selector(cat.BUILD_INFO, ctx.m())
+    recent = f"count {by(*SE, 'version')} (max_over_time({build_info}[{g}]))"
+    before = f"count {by(*SE, 'version')} (max_over_time({build_info}[{g}] offset {g}))"
+    new = f"count {by(*SE)} (\n  {recent}\n  unless on ({', '.join(SE)}, version)\n  {before}\n)"
+    return f"{new}\nand on ({', '.join(SE)})\ncount {by(*SE)} ({recent}) > 1"
+
+
+def _deploy_grace(ctx: Ctx, grace: str) -> AlertDef:
+    spec = ctx.spec
+    return AlertDef(
+        name=DEPLOY_GRACE_ALERT,
+        expr=deploy_grace_expr(ctx, grace),
+        severity="low",
+        category="meta",
+        service=spec.service,
+        summary="{{ $labels.service }} ({{ $labels.environment }}) deployed a new version: lower tiers muted",
+        description=(
+            f"A new version first reported within {ctx.w(grace)} while another still runs. High, medium and "
+            "low error, latency and SLO alerts are silenced until this resolves; critical alerts and the "
+            "fast-burn SLO page are not."
+        ),
+        dashboard="system-health",
+        family="deployment_grace",
+        runbook_steps=runbook_steps(
+            spec,
+            DEPLOY_GRACE_ALERT,
+            (
+                "Watch the error and latency panels of the API Performance dashboard during the rollout.",
+                "Roll back if errors rise: critical alerts still page during the grace period.",
+            ),
+        ),
+    )
+
+
+def _maintenance(ctx: Ctx) -> AlertDef:
+    spec = ctx.spec
+    return AlertDef(
+        name=MAINTENANCE_ALERT,
+        expr=f"max {by(*SE)} ({selector(cat.MAINTENANCE, ctx.m())}) > 0",
+        severity="low",
+        category="meta",
+        service=spec.service,
+        summary="Maintenance window open for {{ $labels.service }} ({{ $labels.environment }})",
+        description=(
+            "The lightkeeper server reports an open maintenance window. Error and latency alerts "
+            "are inhibited until it closes."
+        ),
+        dashboard="system-health",
+        family="maintenance",
+        runbook_steps=runbook_steps(
+            spec,
+            MAINTENANCE_ALERT,
+            (
+                "Nothing to do during planned maintenance.",
+                "Close the window on the server when work ends.",
+            ),
+        ),
+    )
