@@ -21,6 +21,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 from lightkeeper.spec.models import Spec
+from lightkeeper.spec.probes import PROBE_TYPES
 
 
 @dataclass(frozen=True)
@@ -147,6 +148,8 @@ def _dotted(loc: tuple[str | int, ...]) -> str:
 # --- messages -------------------------------------------------------------------------
 def _problem(err: ErrorDetails, root: yaml.Node, filename: str) -> Problem:
     loc = tuple(err["loc"])
+    if err["type"] == "union_tag_invalid" and "'type'" in str((err.get("ctx") or {}).get("discriminator")):
+        loc = (*loc, "type")  # point at the probe's wrong `type:` value, not the whole entry
     if err["type"] == "extra_forbidden":
         node = _locate(root, loc[:-1])
         key_node = _key_node(node, str(loc[-1]))
@@ -190,6 +193,7 @@ def _walkable(root: yaml.Node, loc: tuple[str | int, ...]) -> tuple[str | int, .
 def _is_union_tag(part: str | int) -> bool:
     return isinstance(part, str) and (
         part in {"availability", "latency"}
+        or part in PROBE_TYPES
         or part.startswith(("list[", "dict[", "float", "int", "str", "function-"))
         or part in {"SeverityRoute", "AlertThresholds"}
     )
@@ -212,6 +216,10 @@ def _explain(err: ErrorDetails, loc: tuple[str | int, ...]) -> str:
         return f"{msg.lower()}; write a mapping of `key: value` lines"
     if kind == "literal_error":
         return f"{msg.lower()}"
+    if kind in ("union_tag_invalid", "union_tag_not_found") and "type" in str(
+        (err.get("ctx") or {}).get("discriminator")
+    ):
+        return f"this probe needs `type:` with one of {', '.join(PROBE_TYPES)}"
     if kind == "union_tag_invalid":
         return f"{msg.lower()}; write `kind: availability` or `kind: latency`"
     if kind == "union_tag_not_found":
@@ -279,7 +287,7 @@ def _step(tp: Any, part: str | int) -> list[Any]:
                     out.append(info.annotation)
             if isinstance(part, str) and any(
                 typing.get_origin(a) is typing.Literal and part in typing.get_args(a)
-                for a in [getattr(inner.model_fields.get("kind"), "annotation", None)]
+                for a in [getattr(inner.model_fields.get(d), "annotation", None) for d in ("kind", "type")]
             ):
                 out.append(inner)  # a discriminated-union tag names this very model
         elif origin in (list, tuple) and isinstance(part, int):

@@ -1,0 +1,14 @@
+"""What the dispatcher needs from a channel: a name and an async `send` that raises on refusal."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from lightkeeper.server.engine.notify.message import Alert
+
+
+class Channel(Protocol):
+    name: str
+
+    async def send(self, alert: Alert) -> None:
+        """Deliver or raise `DeliveryError`; returning means the receiver accepted it."""

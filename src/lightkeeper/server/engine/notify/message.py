@@ -1,0 +1,76 @@
+"""The one notification shape every channel renders: an incident opened, resolved or still open."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+Event = Literal["opened", "resolved", "reminder"]
+Severity = Literal["critical", "high", "medium", "low"]
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    """Stored as the outbox payload, so it holds only what is safe to keep: no secrets."""
+
+    event: Event
+    incident_id: int
+    probe: str
+    component: str
+    service: str
+    severity: Severity
+    cause: str
+    started_at: datetime
+    resolved_at: datetime | None = None
+
+    @property
+    def firing(self) -> bool:
+        return self.event != "resolved"
+
+    @property
+    def summary(self) -> str:
+        if self.event == "resolved":
+            return f"{self.component} recovered (probe {self.probe})"
+        still = "still down" if self.event == "reminder" else "is down"
+        return f"{self.component} {still} (probe {self.probe})"
+
+    @property
+    def description(self) -> str:
+        started = self.started_at.isoformat()
+        if self.resolved_at is not None:
+            seconds = int((self.resolved_at - self.started_at).total_seconds())
+            return f"{self.cause} (down from {started} for {seconds} s)"
+        return f"{self.cause} (down since {started})"
+
+    def to_payload(self) -> dict[str, Any]:
+        return {
+            "event": self.event,
+            "incident_id": self.incident_id,
+            "probe": self.probe,
+            "component": self.component,
+            "service": self.service,
+            "severity": self.severity,
+            "cause": self.cause,
+            "started_at": self.started_at.isoformat(),
+            "resolved_at": self.resolved_at.isoformat() if self.resolved_at else None,
+        }
+
+    @classmethod
+    def from_payload(cls, data: dict[str, Any]) -> Alert:
+        resolved = data.get("resolved_at")
+        return cls(
+            event=data["event"],
+            incident_id=int(data["incident_id"]),
+            probe=str(data["probe"]),
+            component=str(data["component"]),
+            service=str(data["service"]),
+            severity=data["severity"],
+            cause=str(data["cause"]),
+            started_at=datetime.fromisoformat(data["started_at"]),
+            resolved_at=datetime.fromisoformat(resolved) if resolved else None,
+        )
+
+
+class DeliveryError(Exception):
+    """A channel refused or could not be reached; the text is stored, so it never holds a secret."""

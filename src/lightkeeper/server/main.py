@@ -1,0 +1,181 @@
+"""`lightkeeper server`: store, scheduler, outbox dispatcher, roll-ups and HTTP in one process.
+
+Start order matters: migrations first (nothing reads an old schema), then the SQLite
+single-replica guard, then the probes from the spec, and only then the loops. Every
+probe gets a "no data" state change at start and at a clean stop, so the time the
+server was not watching is never counted as up (a crash leaves the last state until
+the next start, which is why the start writes one too).
+
+Shutdown: uvicorn handles SIGINT/SIGTERM and returns; the other loops are then
+cancelled, which makes the scheduler flush its pending results and release its leases.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import threading
+from collections.abc import Awaitable, Callable, Iterator
+from datetime import UTC, datetime
+
+import httpx
+import uvicorn
+from sqlalchemy import Engine, insert, select
+
+from lightkeeper.server.config import ServerConfig
+from lightkeeper.server.engine.notify.dispatcher import Dispatcher
+from lightkeeper.server.engine.notify.routing import build_router
+from lightkeeper.server.engine.scheduler import Scheduler, SchedulerOptions
+from lightkeeper.server.http import auth, writes
+from lightkeeper.server.http.app import create_app
+from lightkeeper.server.probes.connectivity import ConnectivityChecker
+from lightkeeper.server.store import rollup
+from lightkeeper.server.store import tables as t
+from lightkeeper.server.store.db import make_engine, upgrade
+from lightkeeper.server.store.single_replica import claim_single_replica
+
+log = logging.getLogger(__name__)
+ROLLUP_SECONDS = 30.0
+RETENTION_SECONDS = 3600.0
+
+
+def prepare(config: ServerConfig, engine: Engine) -> str | None:
+    """Schema, admin token and spec probes; returns a newly generated admin token, if any."""
+    upgrade(engine)
+    configured = config.admin_token.get_secret_value() if config.admin_token else None
+    generated = auth.ensure_admin_token(engine, configured)
+    for probe in config.probes:
+        writes.save_probe(engine, probe, "spec", create=True)
+    if config.spec is not None:
+        writes.retire_missing_spec_probes(engine, {p.name for p in config.probes})
+    return generated
+
+
+def mark_no_data(engine: Engine, at: datetime | None = None) -> int:
+    """A "no data" state change for every live probe whose last change says otherwise."""
+    moment = at or datetime.now(UTC)
+    s = t.state_changes.c
+    with engine.begin() as conn:
+        names = conn.execute(select(t.probes.c.name).where(t.probes.c.deleted_at.is_(None))).scalars().all()
+        rows = []
+        for name in names:
+            last = conn.execute(
+                select(s.state).where(s.probe == name).order_by(s.at.desc(), s.id.desc()).limit(1)
+            ).scalar_one_or_none()
+            if last != "no_data":
+                rows.append({"probe": name, "at": moment, "state": "no_data"})
+        if rows:
+            conn.execute(insert(t.state_changes), rows)
+    return len(rows)
+
+
+class _Server(uvicorn.Server):
+    """uvicorn re-raises SIGTERM/SIGINT once it has stopped, which would kill the process
+    before the scheduler flushes, releases its leases and writes "no data"; this one
+    only asks uvicorn to stop and lets `serve` finish the shutdown and return."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = {sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+
+async def _every(seconds: float, step: Callable[[], object], what: str) -> None:
+    while True:
+        try:
+            await asyncio.to_thread(step)
+        except Exception:
+            log.exception("%s failed; retrying in %.0f s", what, seconds)
+        await asyncio.sleep(seconds)
+
+
+async def serve(
+    config: ServerConfig,
+    *,
+    announce: Callable[[str], None] = print,
+    started: Callable[[str], Awaitable[None] | None] | None = None,
+) -> None:
+    """Run until SIGINT/SIGTERM. `announce` prints the one-time admin token and the URL."""
+    engine = make_engine(config.db_url)
+    with claim_single_replica(engine):
+        generated = prepare(config, engine)
+        if generated is not None:
+            announce(
+                "Admin token (shown once; only its hash is stored): "
+                f"{generated}\n  use it as: Authorization: Bearer <token>"
+            )
+        mark_no_data(engine)
+        section = config.server
+        async with httpx.AsyncClient(timeout=10) as client:
+            connectivity = (
+                ConnectivityChecker(config.connectivity_check) if config.connectivity_check else None
+            )
+            scheduler = Scheduler(
+                engine,
+                options=SchedulerOptions(service=config.service),
+                connectivity=connectivity,
+                http_client=client,
+            )
+            router = build_router(config.spec, client, alertmanager_url=section.alertmanager_url)
+            dispatcher = Dispatcher(engine, router)
+            app = create_app(config, engine, scheduler_lag=lambda: scheduler.lag().p99_seconds)
+            server = _Server(
+                uvicorn.Config(app, host=config.host, port=config.port, log_config=None, access_log=False)
+            )
+            loops = [
+                asyncio.create_task(scheduler.run(), name="lightkeeper-scheduler"),
+                asyncio.create_task(dispatcher.run(), name="lightkeeper-dispatcher"),
+                asyncio.create_task(
+                    _every(ROLLUP_SECONDS, lambda: rollup.roll_up(engine, datetime.now(UTC)), "roll-up"),
+                    name="lightkeeper-rollup",
+                ),
+                asyncio.create_task(
+                    _every(
+                        RETENTION_SECONDS,
+                        lambda: rollup.apply_retention(
+                            engine, datetime.now(UTC), retention_days=section.retention_days
+                        ),
+                        "retention",
+                    ),
+                    name="lightkeeper-retention",
+                ),
+            ]
+            watcher = asyncio.create_task(_announce_when_up(server, announce, started))
+            try:
+                await server.serve()
+            finally:
+                for task in [watcher, *loops]:
+                    task.cancel()
+                for task in [watcher, *loops]:
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
+                mark_no_data(engine)
+                engine.dispose()
+
+
+async def _announce_when_up(
+    server: object, announce: Callable[[str], None], started: Callable[[str], Awaitable[None] | None] | None
+) -> None:
+    """Print the status page URL once uvicorn listens (its real port when asked for port 0)."""
+    while not getattr(server, "started", False):
+        await asyncio.sleep(0.05)
+    servers = getattr(server, "servers", [])
+    host, port = "127.0.0.1", 0
+    for listener in servers:
+        for sock in listener.sockets:
+            host, port = sock.getsockname()[:2]
+    url = f"http://{host}:{port}/"
+    announce(f"lightkeeper server: status page at {url}")
+    if started is not None:
+        result = started(url)
+        if result is not None:
+            await result
