@@ -97,8 +97,10 @@ class Signal:
     """One metric family as exposed on `/metrics` (full exposition name).
 
     `name` is what PromQL sees: counters carry their `_total` suffix here, histograms
-    their base name (rules add `_bucket`, `_sum`, `_count`). `bounded` documents, for
-    every label, why its cardinality cannot grow with traffic.
+    their base name (rules add `_bucket`, `_sum`, `_count`). `emitter` says which part
+    produces it: "sdk" entries are checked against a real instrumented process by
+    tests/integration/test_catalogue_emitted.py. `bounded` documents, for every label,
+    why its cardinality cannot grow with traffic.
     """
 
     name: str
@@ -106,9 +108,19 @@ class Signal:
     help: str
     labels: tuple[str, ...] = ()
     buckets: tuple[float, ...] | None = None
-    emitter: Emitter = "sdk"
+    # Required and keyword-only, so no entry can leave out who produces it.
+    emitter: Emitter = field(kw_only=True)
+    # Set while no code produces the signal yet: names the work that will. Generators
+    # skip every panel and alert that reads a planned signal, so no dashboard shows
+    # "No data" and no alert watches a series that cannot exist.
+    planned: str | None = field(default=None, kw_only=True)
     group: str = "http"
     bounded: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def emitted(self) -> bool:
+        """False while the signal is only planned (see `planned`)."""
+        return self.planned is None
 
     @property
     def base_name(self) -> str:
@@ -140,6 +152,7 @@ HTTP_REQUESTS = Signal(
     "counter",
     "HTTP requests served, by route template and status code.",
     ("method", "route", "status_code"),
+    emitter="sdk",
     bounded={"method": _METHOD, "route": _ROUTE, "status_code": _STATUS},
 )
 HTTP_REQUEST_DURATION = Signal(
@@ -148,6 +161,7 @@ HTTP_REQUEST_DURATION = Signal(
     "Time from request start to the last response byte (background tasks excluded).",
     ("method", "route"),
     HTTP_DURATION_BUCKETS,
+    emitter="sdk",
     bounded={"method": _METHOD, "route": _ROUTE},
 )
 HTTP_REQUESTS_IN_PROGRESS = Signal(
@@ -155,6 +169,7 @@ HTTP_REQUESTS_IN_PROGRESS = Signal(
     "gauge",
     "HTTP requests currently being served.",
     ("method", "route"),
+    emitter="sdk",
     bounded={"method": _METHOD, "route": _ROUTE},
 )
 HTTP_REQUEST_SIZE = Signal(
@@ -163,6 +178,7 @@ HTTP_REQUEST_SIZE = Signal(
     "Request body size (Content-Length, or bytes read).",
     ("route",),
     SIZE_BUCKETS,
+    emitter="sdk",
     bounded={"route": _ROUTE},
 )
 HTTP_RESPONSE_SIZE = Signal(
@@ -171,6 +187,7 @@ HTTP_RESPONSE_SIZE = Signal(
     "Response body size in bytes.",
     ("route",),
     SIZE_BUCKETS,
+    emitter="sdk",
     bounded={"route": _ROUTE},
 )
 HTTP_EXCEPTIONS = Signal(
@@ -178,6 +195,7 @@ HTTP_EXCEPTIONS = Signal(
     "counter",
     "Unhandled exceptions raised while serving a request.",
     ("route", "exception_type"),
+    emitter="sdk",
     bounded={"route": _ROUTE, "exception_type": _EXC},
 )
 HTTP_TIME_TO_FIRST_BYTE = Signal(
@@ -186,6 +204,7 @@ HTTP_TIME_TO_FIRST_BYTE = Signal(
     "Streaming responses only: time from request start to the first body chunk.",
     ("method", "route"),
     HTTP_DURATION_BUCKETS,
+    emitter="sdk",
     bounded={"method": _METHOD, "route": _ROUTE},
 )
 BUILD_INFO = Signal(
@@ -193,6 +212,7 @@ BUILD_INFO = Signal(
     "gauge",
     "Always 1; labels identify the running build.",
     ("service", "environment", "version"),
+    emitter="sdk",
     group="process",
     bounded={"service": "set at start", "environment": "set at start", "version": "set at start"},
 )
@@ -203,6 +223,7 @@ HEALTH_CHECK_UP = Signal(
     "gauge",
     "1 when the last run of a readiness check passed, else 0.",
     ("check",),
+    emitter="sdk",
     group="health",
     bounded={"check": "registered check names"},
 )
@@ -212,6 +233,7 @@ HEALTH_CHECK_DURATION = Signal(
     "Time taken by readiness checks.",
     ("check",),
     DB_DURATION_BUCKETS,
+    emitter="sdk",
     group="health",
     bounded={"check": "registered check names"},
 )
@@ -279,6 +301,7 @@ CELERY_TASKS = Signal(
     "counter",
     "Task state transitions: received, started, succeeded, failed, retried, rejected.",
     ("task", "state"),
+    emitter="sdk",
     group="celery",
     bounded={"task": _TASK, "state": "six fixed states"},
 )
@@ -288,6 +311,7 @@ CELERY_TASK_DURATION = Signal(
     "Task run time on the worker.",
     ("task",),
     TASK_DURATION_BUCKETS,
+    emitter="sdk",
     group="celery",
     bounded={"task": _TASK},
 )
@@ -297,6 +321,7 @@ CELERY_TASK_QUEUE_WAIT = Signal(
     "Time from publish to the start of execution.",
     ("task",),
     TASK_DURATION_BUCKETS,
+    emitter="sdk",
     group="celery",
     bounded={"task": _TASK},
 )
@@ -305,6 +330,7 @@ CELERY_TASK_FAILURES = Signal(
     "counter",
     "Tasks that raised, by exception type.",
     ("task", "exception_type"),
+    emitter="sdk",
     group="celery",
     bounded={"task": _TASK, "exception_type": _EXC},
 )
@@ -313,6 +339,7 @@ CELERY_TASK_TIME_LIMITS = Signal(
     "counter",
     "Soft and hard time-limit hits.",
     ("task", "limit"),
+    emitter="sdk",
     group="celery",
     bounded={"task": _TASK, "limit": "soft | hard"},
 )
@@ -321,6 +348,7 @@ CELERY_QUEUE_LENGTH = Signal(
     "gauge",
     "Messages waiting in a broker queue (sampled).",
     ("queue",),
+    emitter="sdk",
     group="celery",
     bounded={"queue": "configured queue names"},
 )
@@ -328,6 +356,7 @@ CELERY_WORKERS_UP = Signal(
     "celery_workers_up",
     "gauge",
     "Workers that answered the last ping.",
+    emitter="sdk",
     group="celery",
 )
 
@@ -340,6 +369,7 @@ DB_QUERY_DURATION = Signal(
     "Statement execution time.",
     ("operation", "table"),
     DB_DURATION_BUCKETS,
+    emitter="sdk",
     group="database",
     bounded={"operation": _OP, "table": _TABLE},
 )
@@ -348,6 +378,7 @@ DB_SLOW_QUERIES = Signal(
     "counter",
     "Statements slower than the slow-query threshold.",
     ("operation", "table"),
+    emitter="sdk",
     group="database",
     bounded={"operation": _OP, "table": _TABLE},
 )
@@ -356,6 +387,7 @@ DB_ERRORS = Signal(
     "counter",
     "Database errors by DBAPI exception class.",
     ("error_type",),
+    emitter="sdk",
     group="database",
     bounded={"error_type": _EXC},
 )
@@ -364,6 +396,7 @@ DB_CONNECTIONS_ACTIVE = Signal(
     "gauge",
     "Pool connections checked out.",
     ("pool",),
+    emitter="sdk",
     group="database",
     bounded={"pool": "instrumented engines"},
 )
@@ -372,6 +405,7 @@ DB_CONNECTIONS_IDLE = Signal(
     "gauge",
     "Pool connections idle in the pool.",
     ("pool",),
+    emitter="sdk",
     group="database",
     bounded={"pool": "instrumented engines"},
 )
@@ -380,6 +414,7 @@ DB_CONNECTIONS_MAX = Signal(
     "gauge",
     "Pool size plus allowed overflow.",
     ("pool",),
+    emitter="sdk",
     group="database",
     bounded={"pool": "instrumented engines"},
 )
@@ -389,6 +424,7 @@ DB_CONNECTION_WAIT = Signal(
     "Time spent waiting for a pool connection.",
     ("pool",),
     DB_DURATION_BUCKETS,
+    emitter="sdk",
     group="database",
     bounded={"pool": "instrumented engines"},
 )
@@ -399,6 +435,7 @@ HTTP_CLIENT_REQUESTS = Signal(
     "counter",
     "Outbound HTTP requests by host and status.",
     ("host", "method", "status_code"),
+    emitter="sdk",
     group="outbound",
     bounded={"host": _HOST, "method": _METHOD, "status_code": _STATUS},
 )
@@ -408,6 +445,7 @@ HTTP_CLIENT_DURATION = Signal(
     "Outbound HTTP request duration.",
     ("host",),
     HTTP_DURATION_BUCKETS,
+    emitter="sdk",
     group="outbound",
     bounded={"host": _HOST},
 )
@@ -416,6 +454,7 @@ HTTP_CLIENT_FAILURES = Signal(
     "counter",
     "Outbound requests that got no response (timeout, connect, ...).",
     ("host", "error_type"),
+    emitter="sdk",
     group="outbound",
     bounded={"host": _HOST, "error_type": "timeout | connect | read | write | protocol | other"},
 )
@@ -427,6 +466,7 @@ REDIS_COMMAND_DURATION = Signal(
     "Redis command duration.",
     ("command",),
     DB_DURATION_BUCKETS,
+    emitter="sdk",
     group="redis",
     bounded={"command": "Redis command names"},
 )
@@ -435,6 +475,7 @@ REDIS_COMMAND_ERRORS = Signal(
     "counter",
     "Redis commands that raised.",
     ("command", "error_type"),
+    emitter="sdk",
     group="redis",
     bounded={"command": "Redis command names", "error_type": _EXC},
 )
@@ -443,6 +484,7 @@ CACHE_HITS = Signal(
     "counter",
     "Application cache hits.",
     ("cache",),
+    emitter="sdk",
     group="redis",
     bounded={"cache": "cache names chosen in code"},
 )
@@ -451,55 +493,284 @@ CACHE_MISSES = Signal(
     "counter",
     "Application cache misses.",
     ("cache",),
+    emitter="sdk",
     group="redis",
     bounded={"cache": "cache names chosen in code"},
 )
 
 # --- Business signals ----------------------------------------------------------------
+# Usage events are declared (in lightkeeper.yaml for the generator, in settings or code
+# for the service); both sides check declarations against these rules. Each label an
+# event declares joins `usage_events_total` after `event` (empty for events without it).
+USAGE_NAME_PATTERN = r"^[a-z][a-z0-9_]{0,63}$"
+USAGE_LABEL_PATTERN = r"^[a-z][a-z0-9_]{0,31}$"
+# Label names that would collide with target labels or hold per-user data.
+USAGE_RESERVED_LABELS = frozenset({"event", "amount", "service", "environment", "job", "instance", "le"})
+USAGE_IDENTIFIER_LABEL = r"(^|_)(id|ids|uuid|email|user|username|ip)$"
+USAGE_MAX_LABELS_PER_EVENT = 4
+USAGE_MAX_VALUES_PER_LABEL = 50
+USAGE_MAX_SERIES = 2000
 USAGE_EVENTS = Signal(
     "usage_events_total",
     "counter",
-    "Business events counted by `lightkeeper.usage()`.",
+    "Business events counted by `lightkeeper.usage()`, with the label values each event declares.",
     ("event",),
+    emitter="sdk",
     group="usage",
-    bounded={"event": "event names chosen in code"},
+    bounded={"event": "declared event names (undeclared: capped per process)"},
+)
+USAGE_EVENTS_DROPPED = Signal(
+    "lightkeeper_usage_events_dropped_total",
+    "counter",
+    "usage() and auth_attempt() calls not counted because the declaration does not allow them.",
+    ("reason",),
+    emitter="sdk",
+    group="usage",
+    bounded={
+        "reason": "invalid_name | unknown_event | unknown_label | missing_label | unknown_value | "
+        "invalid_amount | too_many_events | invalid_auth"
+    },
 )
 AUTH_ATTEMPTS = Signal(
     "auth_attempts_total",
     "counter",
     "Authentication attempts by outcome.",
     ("method", "outcome"),
+    emitter="sdk",
     group="usage",
-    bounded={"method": "auth methods in code", "outcome": "success | failure | locked"},
+    bounded={"method": "password | oauth | token", "outcome": "success | failure | locked"},
 )
+
+# --- Dependencies (lightkeeper.track_dependency, instrument_smtp, instrument_boto3) ----
+DEPENDENCY_OUTCOMES = (
+    "success",
+    "timeout",
+    "connection",
+    "auth",
+    "throttled",
+    "client_error",
+    "server_error",
+    "other",
+)
+_DEPENDENCY = "names chosen in code; instrument_smtp: email, instrument_boto3: s3"
+_OPERATION = "names chosen in code, or the API's operation names (S3: PutObject, ...); capped per process"
+DEPENDENCY_CALLS = Signal(
+    "dependency_calls_total",
+    "counter",
+    "Calls to external dependencies (email, blob storage, APIs) by outcome: success or the error class.",
+    ("dependency", "operation", "outcome"),
+    emitter="sdk",
+    group="outbound",
+    bounded={"dependency": _DEPENDENCY, "operation": _OPERATION, "outcome": " | ".join(DEPENDENCY_OUTCOMES)},
+)
+DEPENDENCY_DURATION = Signal(
+    "dependency_call_duration_seconds",
+    "histogram",
+    "Duration of calls to external dependencies, whatever their outcome.",
+    ("dependency", "operation"),
+    HTTP_DURATION_BUCKETS,
+    emitter="sdk",
+    group="outbound",
+    bounded={"dependency": _DEPENDENCY, "operation": _OPERATION},
+)
+# --- Workflow health (lightkeeper.instrument_workflow), sampled from the database ----
+# Stuck thresholds a declaration may use: shorter ones would race the sampling
+# interval, longer ones belong to a report, not a gauge.
+WORKFLOW_MIN_STUCK_SECONDS = 30 * 60
+WORKFLOW_MAX_STUCK_SECONDS = 24 * 3600
+WORKFLOW_MAX_STUCK_THRESHOLDS = 5
+# Statuses found in the data but not declared share this label value.
+WORKFLOW_OTHER_STATUS = "other"
+WORKFLOW_SAMPLE_ERROR_REASONS = ("timeout", "connection", "query", "other")
+_WF_ENTITY = "entity kinds declared in code or lightkeeper.yaml"
+_WF_SAMPLE = "declared entity kinds and aggregate names (unique together)"
 WORKFLOW_ENTITIES = Signal(
     "workflow_entities",
     "gauge",
     "Entities by status, sampled from the database.",
     ("entity", "status"),
+    emitter="sdk",
     group="workflow",
-    bounded={"entity": "configured entity kinds", "status": "configured status set"},
+    bounded={"entity": _WF_ENTITY, "status": "declared statuses; undeclared ones fold into 'other'"},
 )
 WORKFLOW_STUCK_ENTITIES = Signal(
     "workflow_stuck_entities",
     "gauge",
     "Entities in a processing status for longer than a threshold, sampled from the database.",
     ("entity", "status", "threshold"),
+    emitter="sdk",
     group="workflow",
-    bounded={"entity": "configured", "status": "configured", "threshold": "configured durations"},
+    bounded={
+        "entity": _WF_ENTITY,
+        "status": "declared processing statuses",
+        "threshold": "declared durations as written (30m ... 24h, at most 5 per entity)",
+    },
+)
+WORKFLOW_OLDEST_PROCESSING_AGE = Signal(
+    "workflow_oldest_processing_age_seconds",
+    "gauge",
+    "Age of the oldest entity in a processing status (0 when none is processing), at the last sample.",
+    ("entity",),
+    emitter="sdk",
+    group="workflow",
+    bounded={"entity": _WF_ENTITY},
+)
+WORKFLOW_AGGREGATE = Signal(
+    "workflow_aggregate",
+    "gauge",
+    "Value of a named aggregate query (pending invites, active workspaces, ...), at the last sample.",
+    ("name",),
+    emitter="sdk",
+    group="workflow",
+    bounded={"name": "aggregate names declared in code or lightkeeper.yaml"},
+)
+WORKFLOW_SAMPLE_AGE = Signal(
+    "workflow_sample_age_seconds",
+    "gauge",
+    "Seconds since the entity or aggregate was last sampled successfully (since start-up before that); "
+    "its other workflow gauges are this old.",
+    ("entity",),
+    emitter="sdk",
+    group="workflow",
+    bounded={"entity": _WF_SAMPLE},
+)
+WORKFLOW_SAMPLE_ERRORS = Signal(
+    "workflow_sample_errors_total",
+    "counter",
+    "Workflow samples that failed or hit their statement timeout; the last good values stay in place.",
+    ("entity", "reason"),
+    emitter="sdk",
+    group="workflow",
+    bounded={"entity": _WF_SAMPLE, "reason": " | ".join(WORKFLOW_SAMPLE_ERROR_REASONS)},
 )
 
-# --- LLM (named after the OpenTelemetry GenAI conventions) ---------------------------
-_MODEL = "model names from the price table; unknown models share 'other'"
+# --- Browser (RUM: lightkeeper.sdk.rum, beacons from the served rum.js) ---------------
+# Each layout holds the published Core Web Vitals boundaries (good / needs improvement
+# / poor), so "share of page views rated good" is an exact bucket ratio.
+WEB_VITALS_LCP_BUCKETS: tuple[float, ...] = (0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 6.0, 10.0, 20.0)
+WEB_VITALS_INP_BUCKETS: tuple[float, ...] = (0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 2.0, 5.0)
+WEB_VITALS_CLS_BUCKETS: tuple[float, ...] = (0.01, 0.05, 0.1, 0.15, 0.25, 0.5, 1.0, 2.0)
+WEB_VITALS_FCP_BUCKETS: tuple[float, ...] = (0.5, 1.0, 1.8, 2.5, 3.0, 4.0, 6.0, 10.0, 20.0)
+WEB_VITALS_TTFB_BUCKETS: tuple[float, ...] = (0.1, 0.2, 0.4, 0.8, 1.2, 1.8, 3.0, 5.0, 10.0)
+# (good up to, poor above), per vital, from web.dev's definitions.
+WEB_VITALS_THRESHOLDS: dict[str, tuple[float, float]] = {
+    "lcp": (2.5, 4.0),
+    "inp": (0.2, 0.5),
+    "cls": (0.1, 0.25),
+    "fcp": (1.8, 3.0),
+    "ttfb": (0.8, 1.8),
+}
+RUM_DEVICES = ("mobile", "tablet", "desktop")
+# A page name that is no route template of the app, so free text adds no series.
+RUM_OTHER_PAGE = "other"
+# JavaScript's built-in error classes; any other name is counted as "other".
+RUM_ERROR_TYPES = (
+    "Error",
+    "TypeError",
+    "ReferenceError",
+    "SyntaxError",
+    "RangeError",
+    "EvalError",
+    "URIError",
+    "AggregateError",
+    "SecurityError",
+    "unhandled_rejection",
+    "other",
+)
+RUM_REJECT_REASONS = ("too_large", "invalid", "bot", "rate_limited", "method", "content_type")
+_PAGE = "route templates of the app; anything else is 'other'"
+_DEVICE = " | ".join(RUM_DEVICES)
+_VITAL_LABELS = {"page": _PAGE, "device": _DEVICE}
+WEB_VITALS_LCP = Signal(
+    "web_vitals_lcp_seconds",
+    "histogram",
+    "Largest Contentful Paint per page view, from browsers (good <= 2.5 s, poor > 4 s).",
+    ("page", "device"),
+    WEB_VITALS_LCP_BUCKETS,
+    emitter="sdk",
+    group="rum",
+    bounded=_VITAL_LABELS,
+)
+WEB_VITALS_INP = Signal(
+    "web_vitals_inp_seconds",
+    "histogram",
+    "Interaction to Next Paint per page view with an interaction (good <= 200 ms, poor > 500 ms).",
+    ("page", "device"),
+    WEB_VITALS_INP_BUCKETS,
+    emitter="sdk",
+    group="rum",
+    bounded=_VITAL_LABELS,
+)
+WEB_VITALS_CLS = Signal(
+    "web_vitals_cls",
+    "histogram",
+    "Cumulative Layout Shift per page view, largest session window (good <= 0.1, poor > 0.25).",
+    ("page", "device"),
+    WEB_VITALS_CLS_BUCKETS,
+    emitter="sdk",
+    group="rum",
+    bounded=_VITAL_LABELS,
+)
+WEB_VITALS_FCP = Signal(
+    "web_vitals_fcp_seconds",
+    "histogram",
+    "First Contentful Paint per page view (good <= 1.8 s, poor > 3 s).",
+    ("page", "device"),
+    WEB_VITALS_FCP_BUCKETS,
+    emitter="sdk",
+    group="rum",
+    bounded=_VITAL_LABELS,
+)
+WEB_VITALS_TTFB = Signal(
+    "web_vitals_ttfb_seconds",
+    "histogram",
+    "Time to first byte of the page's navigation, as the browser saw it (good <= 0.8 s, poor > 1.8 s).",
+    ("page", "device"),
+    WEB_VITALS_TTFB_BUCKETS,
+    emitter="sdk",
+    group="rum",
+    bounded=_VITAL_LABELS,
+)
+FRONTEND_ERRORS = Signal(
+    "frontend_errors_total",
+    "counter",
+    "Uncaught errors and unhandled promise rejections in browsers; messages and stacks go to the log.",
+    ("page", "error_type"),
+    emitter="sdk",
+    group="rum",
+    bounded={"page": _PAGE, "error_type": " | ".join(RUM_ERROR_TYPES)},
+)
+RUM_BEACONS_REJECTED = Signal(
+    "lightkeeper_rum_beacons_rejected_total",
+    "counter",
+    "Browser beacons refused by the RUM endpoint, by reason; none of their content is recorded.",
+    ("reason",),
+    emitter="sdk",
+    group="rum",
+    bounded={"reason": " | ".join(RUM_REJECT_REASONS)},
+)
+
+# --- LLM (lightkeeper.sdk.llm; names after the OpenTelemetry GenAI conventions) -----
+_MODEL = "request model, date suffix stripped; capped per process (llm_max_models), overflow shares 'other'"
+_GEN_AI_OP = "chat | embeddings | text_completion (the GenAI convention's operation names)"
+_PROVIDER = "openai | anthropic"
+_GEN_AI_CALL = {
+    "gen_ai_provider_name": _PROVIDER,
+    "gen_ai_operation_name": _GEN_AI_OP,
+    "gen_ai_request_model": _MODEL,
+}
+_LLM_OP = "names declared in llm_operations or given to llm_operation(), capped; default: the GenAI operation"
 GEN_AI_TOKEN_USAGE = Signal(
     "gen_ai_client_token_usage",
     "histogram",
-    "Tokens per LLM call, by direction.",
-    ("gen_ai_operation_name", "gen_ai_request_model", "gen_ai_token_type"),
+    "Tokens per LLM call, by direction; input includes cached input, output includes reasoning.",
+    ("gen_ai_provider_name", "gen_ai_operation_name", "gen_ai_request_model", "gen_ai_token_type"),
     TOKEN_BUCKETS,
+    emitter="sdk",
     group="llm",
     bounded={
-        "gen_ai_operation_name": "chat | embeddings | ...",
+        "gen_ai_provider_name": _PROVIDER,
+        "gen_ai_operation_name": _GEN_AI_OP,
         "gen_ai_request_model": _MODEL,
         "gen_ai_token_type": "input | output",
     },
@@ -507,27 +778,58 @@ GEN_AI_TOKEN_USAGE = Signal(
 GEN_AI_OPERATION_DURATION = Signal(
     "gen_ai_client_operation_duration_seconds",
     "histogram",
-    "LLM call latency.",
-    ("gen_ai_operation_name", "gen_ai_request_model"),
+    "LLM call latency, to the last streamed chunk for streams.",
+    ("gen_ai_provider_name", "gen_ai_operation_name", "gen_ai_request_model"),
     LLM_DURATION_BUCKETS,
+    emitter="sdk",
     group="llm",
-    bounded={"gen_ai_operation_name": "chat | embeddings | ...", "gen_ai_request_model": _MODEL},
+    bounded=_GEN_AI_CALL,
+)
+GEN_AI_TIME_TO_FIRST_CHUNK = Signal(
+    "gen_ai_client_operation_time_to_first_chunk_seconds",
+    "histogram",
+    "Time from an LLM call to its first streamed chunk (streams only).",
+    ("gen_ai_provider_name", "gen_ai_operation_name", "gen_ai_request_model"),
+    LLM_DURATION_BUCKETS,
+    emitter="sdk",
+    group="llm",
+    bounded=_GEN_AI_CALL,
 )
 GEN_AI_ERRORS = Signal(
     "gen_ai_client_errors_total",
     "counter",
     "LLM calls that failed.",
     ("gen_ai_request_model", "error_type"),
+    emitter="sdk",
     group="llm",
     bounded={"gen_ai_request_model": _MODEL, "error_type": _EXC},
 )
 LLM_COST = Signal(
-    "llm_cost_usd_total",
+    "lightkeeper_llm_cost_usd_total",
     "counter",
-    "Estimated LLM spend in US dollars from the price table.",
-    ("gen_ai_request_model", "operation"),
+    "Estimated LLM spend in US dollars, priced offline from genai-prices (or llm_prices overrides).",
+    ("provider", "model", "operation"),
+    emitter="sdk",
     group="llm",
-    bounded={"gen_ai_request_model": _MODEL, "operation": "operation names chosen in code"},
+    bounded={"provider": _PROVIDER, "model": _MODEL, "operation": _LLM_OP},
+)
+LLM_REQUESTS = Signal(
+    "lightkeeper_llm_requests_total",
+    "counter",
+    "LLM calls by outcome: ok, error, or abandoned (a stream closed or collected before its end).",
+    ("provider", "model", "operation", "status"),
+    emitter="sdk",
+    group="llm",
+    bounded={"provider": _PROVIDER, "model": _MODEL, "operation": _LLM_OP, "status": "ok|error|abandoned"},
+)
+LLM_UNPRICED_CALLS = Signal(
+    "lightkeeper_llm_unpriced_calls_total",
+    "counter",
+    "LLM calls whose cost is unknown (model not in the price table, or no usage reported); never $0.",
+    ("provider", "model"),
+    emitter="sdk",
+    group="llm",
+    bounded={"provider": _PROVIDER, "model": _MODEL},
 )
 
 # --- Lightkeeper's own plumbing ------------------------------------------------------
@@ -545,6 +847,7 @@ TELEMETRY_EXPORT_FAILURES = Signal(
     "counter",
     "Spans or error events that could not be delivered to their backend.",
     ("exporter",),
+    emitter="sdk",
     group="process",
     bounded={"exporter": "otlp | sentry"},
 )
@@ -554,6 +857,7 @@ ERROR_EVENTS_SUPPRESSED = Signal(
     "Errors not sent to Sentry because their fingerprint exceeded its per-minute budget "
     "(still logged and counted in http_exceptions_total).",
     ("exception_type",),
+    emitter="sdk",
     group="process",
     bounded={"exception_type": _EXC},
 )
@@ -562,12 +866,69 @@ LOG_EVENTS_SAMPLED_OUT = Signal(
     "counter",
     "Log events dropped by INFO sampling.",
     ("level",),
+    emitter="sdk",
     group="process",
     bounded={"level": "log levels"},
 )
 
+# --- lightkeeper server: probes, incidents, outbox (emitted by `lightkeeper server`) -------
+_PROBE = {"probe": "probes configured in the spec or through the admin API"}
+PROBE_SUCCESS = Signal(
+    "probe_success",
+    "gauge",
+    "1 when the probe's current state is up, 0 when down (absent before a first result or in maintenance).",
+    ("probe",),
+    emitter="server",
+    group="server",
+    bounded=_PROBE,
+)
+PROBE_DURATION_SECONDS = Signal(
+    "probe_duration_seconds",
+    "gauge",
+    "Duration of the probe's latest execution.",
+    ("probe",),
+    emitter="server",
+    group="server",
+    bounded=_PROBE,
+)
+PROBE_TLS_EXPIRY_SECONDS = Signal(
+    "probe_tls_expiry_seconds",
+    "gauge",
+    "Seconds until the certificate seen by the probe's latest execution expires.",
+    ("probe",),
+    emitter="server",
+    group="server",
+    bounded=_PROBE,
+)
+SERVER_INCIDENTS_OPEN = Signal(
+    "lightkeeper_incidents_open",
+    "gauge",
+    "Incidents open now (one per probe that is down).",
+    emitter="server",
+    group="server",
+)
+SERVER_SCHEDULER_LAG_SECONDS = Signal(
+    "lightkeeper_scheduler_lag_seconds",
+    "gauge",
+    "How late the probe scheduler started its most recent runs (recent p99).",
+    emitter="server",
+    group="server",
+)
+SERVER_OUTBOX_DEPTH = Signal(
+    "lightkeeper_outbox_depth",
+    "gauge",
+    "Notifications queued in the outbox and not yet delivered.",
+    emitter="server",
+    group="server",
+)
+
 ALL: tuple[Signal, ...] = tuple(v for v in dict(globals()).values() if isinstance(v, Signal))
 BY_NAME: dict[str, Signal] = {s.name: s for s in ALL}
+
+
+def all_emitted(*signals: Signal) -> bool:
+    """True when something produces every one of `signals` today."""
+    return all(s.emitted for s in signals)
 
 
 def lookup_series(sample_name: str) -> Signal | None:

@@ -61,3 +61,52 @@ def test_a_flush_interval_out_of_range_fails_naming_the_setting(
     with pytest.raises(SettingsError) as err:
         load_settings()
     assert "flush_interval_ms" in str(err.value) and "LIGHTKEEPER_FLUSH_INTERVAL_MS" in str(err.value)
+
+
+def test_health_defaults_answer_inside_kubernetes_default_probe_timeout() -> None:
+    settings = load_settings()
+    assert settings.health_timeout_seconds <= settings.health_deadline_seconds < 1.0
+    assert settings.health_details == "token"
+
+
+def test_an_unknown_health_details_value_names_the_setting_and_the_variable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("LIGHTKEEPER_HEALTH_DETAILS", "public")
+    with pytest.raises(SettingsError) as err:
+        load_settings()
+    text = str(err.value)
+    assert "health_details" in text and "LIGHTKEEPER_HEALTH_DETAILS" in text
+    assert "'always', 'token' or 'never'" in text
+    for policy in ("always", "token", "never"):
+        assert load_settings(health_details=policy).health_details == policy
+
+
+def test_a_check_timeout_beyond_the_deadline_fails_naming_both_settings(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("LIGHTKEEPER_HEALTH_TIMEOUT_SECONDS", "2")
+    with pytest.raises(SettingsError) as err:
+        load_settings()
+    text = str(err.value)
+    assert "LIGHTKEEPER_HEALTH_TIMEOUT_SECONDS" in text and "LIGHTKEEPER_HEALTH_DEADLINE_SECONDS" in text
+    raised = load_settings(health_deadline_seconds=3.0)
+    assert raised.health_timeout_seconds == 2.0 and raised.health_deadline_seconds == 3.0
+
+
+def test_lowering_only_the_deadline_lowers_the_default_check_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LIGHTKEEPER_HEALTH_DEADLINE_SECONDS", "0.5")
+    settings = load_settings()
+    assert settings.health_timeout_seconds == settings.health_deadline_seconds == 0.5
+    with pytest.raises(SettingsError, match="health_timeout_seconds"):
+        load_settings(health_timeout_seconds=0.7)
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "soon", "61"])
+def test_a_bad_health_deadline_fails_naming_the_setting(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    monkeypatch.setenv("LIGHTKEEPER_HEALTH_DEADLINE_SECONDS", value)
+    with pytest.raises(SettingsError) as err:
+        load_settings()
+    assert "health_deadline_seconds" in str(err.value) and "LIGHTKEEPER_HEALTH_DEADLINE_SECONDS" in str(
+        err.value
+    )

@@ -33,9 +33,11 @@ def _root(
 def _register() -> None:
     # Imported here so `lightkeeper --version` stays fast and each group owns its module.
     from lightkeeper.cli import demo, stack
+    from lightkeeper.server import cli as server_cli
 
     demo.register(app)
     stack.register(app)
+    server_cli.register(app)
 
 
 def main() -> None:

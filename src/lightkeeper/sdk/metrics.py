@@ -34,6 +34,9 @@ _GAUGE_MULTIPROCESS_MODE: dict[str, str] = {
     catalogue.CELERY_WORKERS_UP.name: "livemax",
     catalogue.WORKFLOW_ENTITIES.name: "livemax",
     catalogue.WORKFLOW_STUCK_ENTITIES.name: "livemax",
+    catalogue.WORKFLOW_OLDEST_PROCESSING_AGE.name: "livemax",
+    catalogue.WORKFLOW_AGGREGATE.name: "livemax",
+    catalogue.WORKFLOW_SAMPLE_AGE.name: "livemin",  # the freshest sampler's view
 }
 
 _lock = threading.Lock()

@@ -26,13 +26,22 @@ from lightkeeper.sdk.settings import Settings
 
 EXCLUDED = "excluded"
 
+# Every (method, route) a measured request has had, process-wide like the metric
+# families: `http_requests_in_progress` shows each with 0 when idle, so a sum over
+# it says 0 rather than "no data". Bounded as the request series are (method x
+# route template); the middleware adds a key when it creates that key's series.
+seen_routes: set[tuple[str, str]] = set()
+
 
 class Runtime:
     def __init__(self, settings: Settings, checks: Iterable[Any]) -> None:
         self.settings = settings
         self.resolver = RouteResolver()
         self.checks = HealthChecks(
-            checks, timeout=settings.health_timeout_seconds, cache_seconds=settings.health_cache_seconds
+            checks,
+            timeout=settings.health_timeout_seconds,
+            cache_seconds=settings.health_cache_seconds,
+            deadline=settings.health_deadline_seconds,
         )
         self.request_id_header_lower = settings.request_id_header.lower().encode("ascii")
         self.request_id_header_bytes = settings.request_id_header.encode("ascii")
@@ -50,6 +59,8 @@ class Runtime:
                 f"{health}/ready": "ready",
             }
         )
+        if settings.rum_enabled:
+            self.path_kinds.update({settings.rum_path: "rum", settings.rum_script_path: "rum_js"})
         self.identity = {
             "service": settings.service,
             "environment": settings.environment,
@@ -63,6 +74,8 @@ class Runtime:
         self.exception_hooks: list[Callable[[BaseException, dict[str, Any], str], None]] = []
         # Set by lightkeeper.sdk.tracing: creates each request's server span (None: off).
         self.tracing: Any = None
+        # Set by lightkeeper.sdk.rum when rum_enabled: answers the "rum" and "rum_js" paths.
+        self.rum: Any = None
         _InflightCollector.track(self)
 
     def ttfb(self, method: str, route: str) -> Any:
@@ -73,17 +86,26 @@ class Runtime:
         return child
 
     async def serve_special(
-        self, kind: str, scope: dict[str, Any], send: Any, rid_pair: tuple[bytes, bytes]
+        self, kind: str, scope: dict[str, Any], send: Any, rid_pair: tuple[bytes, bytes], receive: Any = None
     ) -> None:
         extra = [rid_pair]
-        if kind == "metrics":
+        if kind in ("rum", "rum_js"):
+            await self.rum.serve(kind, scope, receive, send, extra)
+        elif kind == "metrics":
             await endpoints.metrics(scope, send, self.settings.metrics_token, extra)
         elif kind == "live":
             await endpoints.live(send, extra)
         elif kind == "ready":
-            await endpoints.ready(self.checks, send, extra)
+            await endpoints.ready(self.checks, scope, self.settings, send, extra)
         else:
-            await endpoints.detail(self.checks, self.identity, send, extra)
+            await endpoints.detail(self.checks, self.identity, scope, self.settings, send, extra)
+
+
+def _with_idle_routes(counts: dict[tuple[str, str], int]) -> dict[tuple[str, str], int]:
+    """The in-flight counts plus a 0 for every (method, route) seen and idle now."""
+    for key in list(seen_routes):  # one C-level copy: the loop thread may add keys
+        counts.setdefault(key, 0)
+    return counts
 
 
 def _inflight_counts(runtimes: Iterable[Runtime]) -> dict[tuple[str, str], int]:
@@ -123,7 +145,7 @@ class _InflightCollector(Collector):
     def collect(self) -> Iterator[GaugeMetricFamily]:
         signal = catalogue.HTTP_REQUESTS_IN_PROGRESS
         metric = GaugeMetricFamily(signal.name, signal.help, labels=signal.labels)
-        for (method, route), n in sorted(_inflight_counts(self._runtimes).items()):
+        for (method, route), n in sorted(_with_idle_routes(_inflight_counts(self._runtimes)).items()):
             metric.add_metric([method, route], float(n))
         yield metric
 
@@ -149,15 +171,16 @@ class _InflightSampler:
     @classmethod
     def _run(cls) -> None:
         gauge = family(catalogue.HTTP_REQUESTS_IN_PROGRESS)
-        shown: set[tuple[str, str]] = set()
+        shown: dict[tuple[str, str], int] = {}
         while True:
             time.sleep(cls.INTERVAL)
-            counts = _inflight_counts(_InflightCollector._runtimes)
-            for key in shown - counts.keys():
-                gauge.labels(*key).set(0)
+            counts = _with_idle_routes(_inflight_counts(_InflightCollector._runtimes))
+            for key in shown.keys() - counts.keys():
+                counts[key] = 0
             for key, n in counts.items():
-                gauge.labels(*key).set(n)
-            shown |= counts.keys()
+                if shown.get(key) != n:  # file-backed: write what changed only
+                    gauge.labels(*key).set(n)
+                    shown[key] = n
 
 
 def _restart_after_fork() -> None:

@@ -7,10 +7,16 @@ typo in a deployment manifest is found when the pod starts rather than in an inc
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from lightkeeper.sdk.redact.keys import custom_keys
+from lightkeeper.sdk.redact.text import custom_patterns
+from lightkeeper.sdk.usage_declarations import parse as parse_usage_events
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 
@@ -51,14 +57,26 @@ class Settings(BaseSettings):
     # Privacy: e-mail addresses in free text are masked too (off: often the id an
     # operator needs; on where addresses count as personal data you must not keep)
     redact_emails: bool = False
+    # The service's own secrets, masked in every sink like the built-in ones: key names
+    # (any case and separators, also inside longer names) and regular expressions
+    # matched in all text. JSON lists in the environment.
+    redact_keys: tuple[str, ...] = ()
+    redact_patterns: tuple[str, ...] = ()
 
     # Request ids
     request_id_header: str = "X-Request-ID"
 
-    # Health
+    # Health. The readiness answer must arrive inside Kubernetes' default probe timeout
+    # (1 s), or the kubelet gives up before reading the 503: each check stops at its
+    # timeout, and checks still running at the deadline are reported as timed out.
     health_path: str = "/health"
-    health_timeout_seconds: float = Field(2.0, gt=0.0, le=60.0)
+    health_deadline_seconds: float = Field(0.9, gt=0.0, le=60.0)
+    health_timeout_seconds: float = Field(0.8, gt=0.0, le=60.0)
     health_cache_seconds: float = Field(1.0, ge=0.0, le=300.0)
+    # Who sees each check's error text and latency on /health and /health/ready (they
+    # name hosts and roles): "token": callers sending the metrics token; "always";
+    # "never". Everyone else gets pass/fail only.
+    health_details: Literal["always", "token", "never"] = "token"
 
     # Traces and errors (used by lightkeeper.sdk.tracing / errors)
     otlp_endpoint: str | None = Field(None, repr=False)
@@ -78,7 +96,38 @@ class Settings(BaseSettings):
     # Integrations
     slow_query_seconds: float = Field(1.0, gt=0.0)
 
-    @field_validator("metrics_path", "health_path")
+    # Usage events: the names lightkeeper.usage() may count, as a list, or a mapping of
+    # name -> label -> allowed values (JSON in the environment). Empty: any well-formed
+    # name is counted, up to a cap per process.
+    usage_events: Mapping[str, Mapping[str, Sequence[str]]] | Sequence[str] = ()
+    # A usage() or auth_attempt() call the declaration does not allow raises (True) or
+    # is dropped and counted (False). Default: raise when environment is test or dev.
+    usage_strict: bool | None = None
+
+    # LLM calls (lightkeeper.sdk.llm). `llm`: patch every OpenAI and Anthropic client
+    # class at instrument(). Prompt and completion text stays off spans unless
+    # `llm_capture_content`, and is redacted when on. `llm_operations`: the operation
+    # names `llm_operation()` may use as a label (empty: any, capped); others read
+    # "other". `llm_prices`: negotiated rates in USD per million tokens, by model,
+    # with keys input, output and optionally cached_input and cache_write.
+    llm: bool = False
+    llm_capture_content: bool = False
+    llm_operations: tuple[str, ...] = ()
+    llm_max_models: int = Field(32, ge=1, le=512)
+    llm_prices: dict[str, dict[str, float]] = Field(default_factory=dict)
+    # Salt of the user-id hash on cost events; unset: a random salt per process.
+    llm_user_salt: str | None = Field(None, repr=False)
+
+    # Browser RUM (lightkeeper.sdk.rum): the middleware serves the snippet at
+    # `rum_script_path` and takes its beacons at `rum_path`. Beacons over the size
+    # limit, from bots, or beyond the per-client rate are refused unrecorded.
+    rum_enabled: bool = False
+    rum_path: str = "/lightkeeper/rum"
+    rum_script_path: str = "/lightkeeper/rum.js"
+    rum_max_beacon_bytes: int = Field(8192, ge=1024, le=65536)
+    rum_beacons_per_minute: int = Field(30, ge=1, le=6000)
+
+    @field_validator("metrics_path", "health_path", "rum_path", "rum_script_path")
     @classmethod
     def _absolute_path(cls, value: str) -> str:
         if not value.startswith("/") or len(value) < 2:
@@ -95,12 +144,79 @@ class Settings(BaseSettings):
             raise ValueError("must be an http:// or https:// URL")
         return value
 
+    @field_validator("redact_keys")
+    @classmethod
+    def _redact_keys(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        custom_keys(value)  # the redaction's own check, so both agree on what is usable
+        return value
+
+    @field_validator("redact_patterns")
+    @classmethod
+    def _redact_patterns(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        custom_patterns(value)
+        return value
+
+    @field_validator("llm_prices")
+    @classmethod
+    def _llm_prices(cls, value: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+        allowed = {"input", "output", "cached_input", "cache_write"}
+        for model, rates in value.items():
+            if not model.strip():
+                raise ValueError("model names must not be empty")
+            if not {"input", "output"} <= set(rates) or not set(rates) <= allowed:
+                raise ValueError(
+                    f"prices for {model!r} need input and output, optionally cached_input and cache_write"
+                )
+            if any(rate < 0 for rate in rates.values()):
+                raise ValueError(f"prices for {model!r} must not be negative")
+        return {model.strip().lower(): dict(rates) for model, rates in value.items()}
+
+    @field_validator("usage_events")
+    @classmethod
+    def _usage_events(
+        cls, value: Mapping[str, Mapping[str, Sequence[str]]] | Sequence[str]
+    ) -> Mapping[str, Mapping[str, Sequence[str]]] | Sequence[str]:
+        parse_usage_events(value)  # the same check declare_usage() makes
+        return value
+
     @field_validator("request_id_header")
     @classmethod
     def _header_name(cls, value: str) -> str:
         if not value or not all(c.isalnum() or c == "-" for c in value):
             raise ValueError("must be an HTTP header name made of letters, digits and '-'")
         return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _timeout_follows_a_shorter_deadline(cls, data: Any) -> Any:
+        # Lowering only the deadline lowers the default check timeout with it; a
+        # timeout set explicitly beyond the deadline is an error (below).
+        if isinstance(data, dict) and "health_timeout_seconds" not in data:
+            with contextlib.suppress(KeyError, TypeError, ValueError):
+                deadline = float(data["health_deadline_seconds"])
+                default = cls.model_fields["health_timeout_seconds"].default
+                if 0.0 < deadline < default:
+                    data = {**data, "health_timeout_seconds": deadline}
+        return data
+
+    @field_validator("health_timeout_seconds")
+    @classmethod
+    def _within_deadline(cls, value: float, info: ValidationInfo) -> float:
+        deadline = info.data.get("health_deadline_seconds")
+        if deadline is not None and value > deadline:
+            raise ValueError(
+                f"must not exceed health_deadline_seconds ({deadline:g}, "
+                f"{ENV_PREFIX}HEALTH_DEADLINE_SECONDS): a check still running at the deadline "
+                "is reported as timed out anyway"
+            )
+        return value
+
+    @property
+    def effective_usage_strict(self) -> bool:
+        """Strict where a developer sees the error (test, dev), lenient elsewhere."""
+        if self.usage_strict is not None:
+            return self.usage_strict
+        return self.environment.lower() in {"test", "dev"}
 
     @property
     def effective_trace_sample_rate(self) -> float:
