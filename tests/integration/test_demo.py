@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import signal
 import socket
 import subprocess
@@ -100,6 +101,13 @@ def test_json_summary_matches_what_the_generator_sent() -> None:
     assert summary["base_url"] == f"http://127.0.0.1:{port}"
     assert not listening(port), "the example app was left running"
 
+    # the server watched the app: each probe ran and found it up
+    monitor = summary["monitor"]
+    states = {p["name"]: (p["type"], p["state"], p["last_error"]) for p in monitor["probes"]}
+    assert states == {"app-ready": ("http", "up", None), "app-health": ("http", "up", None)}
+    server_port = int(monitor["status_page_url"].rsplit(":", 1)[1].strip("/"))
+    assert not listening(server_port), "the lightkeeper server was left running"
+
 
 def test_human_summary_on_stdout() -> None:
     result = demo("--duration", "2")
@@ -112,6 +120,40 @@ def test_human_summary_on_stdout() -> None:
     for text in expected:
         assert text in out, text
     assert "Example app ready at http://127.0.0.1:" in result.stderr
+    # the summary ends with each probe's state and the status page URL
+    probes = out[out.index("Probes (lightkeeper server)") :]
+    assert re.search(r"app-ready\s+http\s+up", probes) and re.search(r"app-health\s+http\s+up", probes)
+    assert re.search(r"Status page: http://127\.0\.0\.1:\d+/\s*$", out)
+
+
+def test_keep_running_leaves_the_app_and_the_status_page_up_until_ctrl_c() -> None:
+    port = services.free_port()
+    proc = subprocess.Popen(
+        [*COMMAND, "demo", "--port", str(port), "--duration", "1", "--keep-running"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=services.ROOT,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        lines: list[str] = []
+        deadline = time.monotonic() + 120
+        while not (found := re.search(r"Status page: (http://\S+)", "".join(lines))):
+            assert time.monotonic() < deadline and proc.poll() is None, "".join(lines)
+            lines.append(proc.stdout.readline())
+        page = httpx.get(found.group(1), timeout=10)
+        assert page.status_code == 200 and "Example app" in page.text
+        probes = httpx.get(f"{found.group(1)}api/probes", timeout=10).json()
+        assert {p["name"]: p["state"] for p in probes} == {"app-ready": "up", "app-health": "up"}
+        assert httpx.get(f"http://127.0.0.1:{port}/health/ready", timeout=10).status_code == 200
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
+    assert "stopped the example app and the server" in err
+    assert not listening(port)
+    assert not listening(int(found.group(1).rsplit(":", 1)[1].strip("/")))
 
 
 def test_runs_against_postgresql(postgres_url: str) -> None:
@@ -121,6 +163,8 @@ def test_runs_against_postgresql(postgres_url: str) -> None:
     assert summary["reconciliation"]["matches"]
     assert summary["health"]["body"]["checks"]["postgres"]["status"] == "pass"
     assert summary["database"] == postgres_url  # no password in it to hide
+    probes = {p["name"]: p["state"] for p in summary["monitor"]["probes"]}
+    assert probes == {"app-ready": "up", "app-health": "up", "postgres": "up"}
 
 
 def test_busy_port_is_reported_before_anything_starts() -> None:

@@ -220,3 +220,40 @@ def test_reconcile_lists_every_series_that_differs() -> None:
         Difference("GET", "/c", "200", sent=0, seen=1),
     ]
     assert reconcile(sent, dict(sent)).matches
+
+
+# --- the demo's monitor: probes written for the server, /api/probes read back ----------
+
+
+def test_demo_probes_watch_the_app_and_keep_the_database_password_out_of_the_spec(tmp_path: Path) -> None:
+    from lightkeeper.demo.monitor import PASSWORD_ENV, demo_probes, write_spec
+    from lightkeeper.spec.loader import load_spec
+
+    url = "postgresql+psycopg://saas:pa55-Wd@db.internal:6543/saas"
+    probes = demo_probes("http://127.0.0.1:8123", url, {"SAAS_REDIS_URL": "redis://:hush@cache:6380/0"})
+    spec_file = tmp_path / "lightkeeper.yaml"
+    write_spec(spec_file, "http://127.0.0.1:8123", probes)
+    written = spec_file.read_text()
+    assert "pa55-Wd" not in written and "hush" not in written
+    by_name = {p.name: p for p in load_spec(spec_file).probes}  # the server's own loader accepts it
+    assert sorted(by_name) == ["app-health", "app-ready", "postgres", "redis"]
+    assert by_name["app-ready"].target == "http://127.0.0.1:8123/health/ready"
+    assert by_name["postgres"].target == "postgresql://saas@db.internal:6543/saas"
+    assert by_name["postgres"].password_env == PASSWORD_ENV
+    assert by_name["redis"].target == "cache:6380"
+
+
+def test_sqlite_demo_has_only_the_app_probes() -> None:
+    from lightkeeper.demo.monitor import demo_probes
+
+    probes = demo_probes("http://127.0.0.1:1", "sqlite:///saas.db", {})
+    assert [p["name"] for p in probes] == ["app-ready", "app-health"]
+
+
+def test_api_probes_are_read_defensively() -> None:
+    from lightkeeper.demo.monitor import ProbeStatus, parse_probes
+
+    assert parse_probes({"detail": "private"}) == []
+    assert parse_probes(
+        [{"name": "a", "type": "http", "state": "down", "last_error": "got 503"}, "junk"]
+    ) == [ProbeStatus("a", "http", "down", None, "got 503")]

@@ -141,13 +141,16 @@ def example_app(
         **os.environ,
         "SAAS_DATABASE_URL": database_url,
         "SAAS_ENVIRONMENT": os.environ.get("SAAS_ENVIRONMENT", "demo"),
+        # The demo's own report reads the per-check detail; a real deployment keeps it
+        # behind the metrics token (the default).
+        "LIGHTKEEPER_HEALTH_DETAILS": os.environ.get("LIGHTKEEPER_HEALTH_DETAILS", "always"),
         "PYTHONPATH": os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")])),
     }
     command = [sys.executable, "-m", "uvicorn", APP_REF, "--fd", str(sock.fileno()), "--no-access-log"]
     with log_path.open("wb") as log, contextlib.closing(sock):
         process = subprocess.Popen(
             command, stdout=log, stderr=subprocess.STDOUT, env=env, pass_fds=(sock.fileno(),),
-            preexec_fn=_exit_with_parent,
+            preexec_fn=exit_with_parent,
         )  # fmt: skip
     app = RunningApp(f"http://127.0.0.1:{port}", port, log_path, process, secrets)
     try:
@@ -157,7 +160,7 @@ def example_app(
         stop(process)
 
 
-def _exit_with_parent() -> None:
+def exit_with_parent() -> None:
     """In the child before exec: on Linux, get SIGTERM if the demo dies without cleaning up
     (SIGKILL, OOM killer), so no orphaned server keeps the port."""
     if sys.platform.startswith("linux"):

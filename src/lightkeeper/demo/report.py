@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from lightkeeper.demo.monitor import MonitorSummary
 from lightkeeper.demo.runner import DemoSummary
 
 
@@ -84,6 +85,22 @@ def _health_table(summary: DemoSummary) -> Table:
     return table
 
 
+_STATE_STYLE = {"up": "green", "down": "red", "maintenance": "yellow"}
+
+
+def _monitor_table(monitor: MonitorSummary) -> Table:
+    table = Table(
+        title="Probes (lightkeeper server)", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False
+    )
+    for column in ("probe", "type", "state", "latency", "error"):
+        table.add_column(column, justify="right" if column == "latency" else "left")
+    for probe in monitor.probes:
+        style = _STATE_STYLE.get(probe.state, "")
+        state = Text(probe.state, style=style)
+        table.add_row(probe.name, probe.type, state, _ms(probe.last_latency_ms), probe.last_error or "")
+    return table
+
+
 def render(summary: DemoSummary, console: Console) -> None:
     service = summary.service
     name = f"{service.get('service', '?')} {service.get('version', '')} ({service.get('environment', '')})"
@@ -100,3 +117,6 @@ def render(summary: DemoSummary, console: Console) -> None:
     if summary.traffic.transport_errors:
         errors = ", ".join(f"{name} x{count}" for name, count in summary.traffic.transport_errors.items())
         console.print(f"[yellow]Requests that got no response:[/] {errors}")
+    if summary.monitor is not None:
+        console.print(_monitor_table(summary.monitor))
+        console.print(f"Status page: {summary.monitor.status_page_url}", highlight=False)

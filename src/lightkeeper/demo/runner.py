@@ -8,6 +8,7 @@ the others.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import tempfile
 import time
@@ -19,6 +20,7 @@ from typing import Any
 import httpx
 
 from lightkeeper.demo.app_process import DemoError, RunningApp, example_app, log_tail, redact_url
+from lightkeeper.demo.monitor import MonitorSummary, monitor, read_probes
 from lightkeeper.demo.summary import (
     HttpMetrics,
     HttpSummary,
@@ -42,6 +44,9 @@ class DemoOptions:
     database_url: str | None = None
     seed: int = 0
     ready_timeout: float = 30.0
+    server: bool = True
+    server_port: int = 0
+    keep_running: bool = False
 
 
 @dataclass(frozen=True)
@@ -80,6 +85,7 @@ class DemoSummary:
     traffic: TrafficSummary
     reconciliation: Reconciliation
     health: HealthSnapshot
+    monitor: MonitorSummary | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -90,40 +96,66 @@ def run_demo(
     *,
     on_status: Callable[[str], None] = lambda _message: None,
     on_progress: Callable[[TrafficLog], None] | None = None,
+    on_summary: Callable[[DemoSummary], None] = lambda _summary: None,
 ) -> DemoSummary:
-    """Run the whole demo; raises DemoError with advice when something the user controls fails."""
-    with tempfile.TemporaryDirectory(prefix="lightkeeper-demo-") as tmp:
+    """Run the whole demo; raises DemoError with advice when something the user controls fails.
+
+    `on_summary` gets the summary while the app and the server still run, so with
+    `keep_running` it is shown before the wait for Ctrl-C (KeyboardInterrupt) begins.
+    """
+    with tempfile.TemporaryDirectory(prefix="lightkeeper-demo-") as tmp, contextlib.ExitStack() as stack:
         workdir = Path(tmp)
         database_url = options.database_url or f"sqlite:///{workdir / 'saas.db'}"
         database = redact_url(options.database_url) if options.database_url else "SQLite (temporary file)"
         on_status(f"Starting the example app (database: {database})")
-        with example_app(
-            port=options.port, database_url=database_url, workdir=workdir, ready_timeout=options.ready_timeout
-        ) as app:
-            on_status(f"Example app ready at {app.base_url}")
-            log = asyncio.run(
-                run_traffic(
-                    app.base_url,
-                    duration=options.duration,
-                    rps=options.rps,
-                    seed=options.seed,
-                    on_progress=on_progress,
+        app = stack.enter_context(
+            example_app(
+                port=options.port,
+                database_url=database_url,
+                workdir=workdir,
+                ready_timeout=options.ready_timeout,
+            )
+        )
+        on_status(f"Example app ready at {app.base_url}")
+        running = None
+        if options.server:
+            on_status("Starting lightkeeper server (SQLite, temporary folder) with probes of the app")
+            running = stack.enter_context(
+                monitor(
+                    app_url=app.base_url, database_url=database_url, workdir=workdir, port=options.server_port
                 )
             )
-            metrics = settled_metrics(app, expected=log.total)
-            health = read_health(app)
-    return DemoSummary(
-        service=metrics.build,
-        base_url=app.base_url,
-        database=database,
-        duration_seconds=round(log.elapsed, 2),
-        target_rps=options.rps,
-        achieved_rps=round(log.action_rate, 1),
-        http=summarize_http(metrics),
-        traffic=summarize_traffic(log),
-        reconciliation=reconcile(log.requests, metrics.requests),
-        health=health,
-    )
+            on_status(f"Status page at {running.status_page_url}")
+        log = asyncio.run(
+            run_traffic(
+                app.base_url,
+                duration=options.duration,
+                rps=options.rps,
+                seed=options.seed,
+                on_progress=on_progress,
+            )
+        )
+        metrics = settled_metrics(app, expected=log.total)
+        health = read_health(app)
+        summary = DemoSummary(
+            service=metrics.build,
+            base_url=app.base_url,
+            database=database,
+            duration_seconds=round(log.elapsed, 2),
+            target_rps=options.rps,
+            achieved_rps=round(log.action_rate, 1),
+            http=summarize_http(metrics),
+            traffic=summarize_traffic(log),
+            reconciliation=reconcile(log.requests, metrics.requests),
+            health=health,
+            monitor=read_probes(running) if running is not None else None,
+        )
+        on_summary(summary)
+        if options.keep_running:
+            on_status("Both keep running; press Ctrl-C to stop them")
+            while True:
+                time.sleep(3600)
+    return summary
 
 
 def summarize_traffic(log: TrafficLog) -> TrafficSummary:
