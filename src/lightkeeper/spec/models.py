@@ -12,6 +12,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from lightkeeper import catalogue
+from lightkeeper.spec.probes import PROBES_EXAMPLE, ConnectivityCheck, Probe, unique_probe_names
+from lightkeeper.spec.server import SERVER_EXAMPLE, ServerSection
+
 Severity = Literal["critical", "high", "medium", "low"]
 SEVERITIES: tuple[Severity, ...] = ("critical", "high", "medium", "low")
 
@@ -21,7 +25,7 @@ _NAME = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 _LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 _ENV_VAR = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 # Target labels the generated scrape config sets, which rules and routing rely on.
-_RESERVED_TARGET_LABELS = frozenset({"service", "environment", "job", "instance"})
+_RESERVED_TARGET_LABELS = frozenset({"service", "environment", "job", "instance", "component"})
 
 
 def duration_seconds(text: str) -> float:
@@ -60,14 +64,30 @@ class Environment(StrictModel):
         default_factory=dict,
         description="Per-environment alert thresholds; a number replaces the least severe tier",
     )
+    celery_targets: list[str] = Field(
+        default_factory=list,
+        description="host:port of each Celery worker's metrics server (instrument_celery(metrics_port=...))",
+    )
+    production: bool | None = Field(
+        default=None,
+        description="Pages through the top-level `routing`; default: named prod/production, or the only one",
+    )
+    routing: dict[Severity, list[str] | SeverityRoute] | None = Field(
+        default=None,
+        description="This environment's own severity routing; omitted severities notify nobody",
+    )
 
-    @field_validator("targets")
+    @field_validator("targets", "celery_targets")
     @classmethod
     def _targets(cls, v: list[str]) -> list[str]:
         for t in v:
             if ":" not in t or "/" in t:
                 raise ValueError(f"target {t!r} must be host:port, e.g. api:8000")
         return v
+
+
+# Environment names that page through the top-level `routing` unless `production: false`.
+PRODUCTION_NAMES = frozenset({"prod", "production"})
 
 
 # --- SLOs --------------------------------------------------------------------------
@@ -144,6 +164,11 @@ class AlertThresholds(StrictModel):
     low: float | None = None
     for_: Duration | None = Field(None, alias="for", description="How long the condition must hold")
     enabled: bool = True
+    min_requests: int | None = Field(
+        default=None,
+        ge=0,
+        description="Ratio and quantile alerts: requests (task runs) the rate window needs to fire; 0 = off",
+    )
 
     def tiers(self) -> list[tuple[Severity, float]]:
         return [(s, v) for s in SEVERITIES if (v := getattr(self, s)) is not None]
@@ -164,12 +189,28 @@ ALERT_FAMILIES: dict[str, str] = {
     "celery_queue_length": "messages waiting in a queue",
     "celery_failure_rate": "share of tasks failing (0..1)",
     "celery_workers_min": "fewer live workers than this",
+    "celery_workers_down": "no Celery worker answers Prometheus' scrape (any value enables it)",
     "workflow_stuck": "entities stuck in a processing status",
     "llm_cost_usd_per_hour": "LLM spend rate",
     "health_check_failing": "a readiness dependency failing (any value enables it)",
     "telemetry_missing": "no metrics from a target (any value enables it)",
     "service_down": "every scrape target of an environment down (any value enables it)",
     "instance_down": "one scrape target down (any value enables it)",
+    "probe_down": "a lightkeeper server probe is down (any value enables it)",
+    "tls_expiry_days": "days left on a probed TLS certificate (alerts below this)",
+    "server_scheduler_lag_seconds": "how late the lightkeeper server starts its probes",
+    "server_outbox_depth": "notifications waiting in the lightkeeper server's outbox",
+    "usage_quiet_ratio": "a core usage event's rate over its rate a week before (alerts below this)",
+    "feedback_reports": "feedback_report_submitted events per second (any report: 0)",
+    "usage_events_dropped": "usage() calls dropped per second",
+    "auth_failure_ratio": "share of authentication attempts failing or locked (0..1)",
+    "email_failure_ratio": "share of email sends failing (0..1)",
+    "blob_storage_failure_ratio": "share of blob storage (S3) calls failing (0..1)",
+    "http_client_failure_ratio": "share of outbound HTTP requests to a host answered 5xx (0..1)",
+    "web_vitals_lcp_p75_seconds": "75th percentile Largest Contentful Paint per page",
+    "web_vitals_inp_p75_seconds": "75th percentile Interaction to Next Paint per page",
+    "web_vitals_cls_p75": "75th percentile Cumulative Layout Shift per page",
+    "frontend_errors_per_second": "uncaught browser errors per second per page",
 }
 
 
@@ -286,8 +327,30 @@ class Notification(StrictModel):
 
 
 class Inhibition(StrictModel):
+    """What silences what. Deploys silence nothing by default: a bad deploy is the most
+    common cause of incidents, so its errors are exactly the alerts that must get through."""
+
     critical_silences_lower: bool = True
     maintenance_silences_symptoms: bool = True
+    faster_burn_silences_slower: bool = Field(
+        default=True, description="An SLO's slower page tiers stay quiet while its fastest one fires"
+    )
+    deploy_grace: Duration | None = Field(
+        default=None,
+        description=(
+            "Opt-in: for this long after a new version appears (at most 1h), non-critical error, "
+            "latency and SLO alerts are silenced; critical ones and the fast-burn SLO page never are"
+        ),
+    )
+
+    @field_validator("deploy_grace")
+    @classmethod
+    def _bounded(cls, v: str | None) -> str | None:
+        if v is not None and not 0 < duration_seconds(v) <= 3600:
+            raise ValueError(
+                f"deploy_grace {v} must be between 1s and 1h: a deploy may mute alerts only briefly"
+            )
+        return v
 
 
 class RunbookEntry(StrictModel):
@@ -326,13 +389,146 @@ class PrometheusOptions(StrictModel):
     )
 
 
+# Workflow entity and aggregate names become label values; statuses too.
+WorkflowName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,62}$")]
+_WORKFLOW_STATUS = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,62}$")
+_SQL_IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]{0,62}$"
+
+
 class WorkflowEntity(StrictModel):
+    """A table whose rows move through statuses, sampled by the service (`lightkeeper.instrument_workflow`).
+
+    Rows in a processing status are expected to leave it and count as stuck past each
+    threshold; waiting ones (drafts, reviews) wait for a person; terminal and failed
+    ones are done. Statuses found in the data but declared nowhere are counted as `other`.
+    """
+
+    table: str | None = Field(
+        None, description="Table name, optionally schema.table; default: the entity name"
+    )
+    status_column: str = Field("status", pattern=_SQL_IDENTIFIER)
+    age_column: str = Field(
+        "updated_at", pattern=_SQL_IDENTIFIER, description="Timestamp the time in a status is measured from"
+    )
     processing_statuses: list[str] = Field(min_length=1)
-    stuck_thresholds: list[Duration] = Field(default_factory=lambda: ["30m", "24h"])
+    waiting_statuses: list[str] = Field(default_factory=list)
+    terminal_statuses: list[str] = Field(default_factory=list)
+    failed_statuses: list[str] = Field(default_factory=list)
+    stuck_thresholds: list[Duration] = Field(
+        default_factory=lambda: ["30m", "24h"],
+        min_length=1,
+        max_length=catalogue.WORKFLOW_MAX_STUCK_THRESHOLDS,
+        description="Alert thresholds from 30m to 24h; each is a `threshold` label value as written",
+    )
+
+    @model_validator(mode="after")
+    def _statuses_and_thresholds(self) -> WorkflowEntity:
+        seen: dict[str, str] = {}
+        for group in ("processing", "waiting", "terminal", "failed"):
+            for status in getattr(self, f"{group}_statuses"):
+                if not _WORKFLOW_STATUS.match(status) or status == catalogue.WORKFLOW_OTHER_STATUS:
+                    raise ValueError(f"status {status!r} must be a plain word other than 'other'")
+                if status in seen:
+                    raise ValueError(f"status {status!r} is both {seen[status]} and {group}")
+                seen[status] = group
+        seconds = [duration_seconds(t) for t in self.stuck_thresholds]
+        low, high = catalogue.WORKFLOW_MIN_STUCK_SECONDS, catalogue.WORKFLOW_MAX_STUCK_SECONDS
+        outside = [t for t, v in zip(self.stuck_thresholds, seconds, strict=True) if not low <= v <= high]
+        if outside:
+            raise ValueError(f"stuck thresholds {outside} are outside 30m ... 24h")
+        if len(set(seconds)) != len(seconds):
+            raise ValueError(f"stuck thresholds {self.stuck_thresholds} repeat a duration")
+        return self
+
+
+class WorkflowAggregate(StrictModel):
+    """A named query whose one number the service exposes as `workflow_aggregate{name=...}`."""
+
+    sql: str = Field(min_length=1, description="Read-only SQL returning one row with one number")
+    description: str | None = None
+
+
+class UsageSection(StrictModel):
+    """Usage events the service counts with `lightkeeper.usage()`; the SDK gets the same
+    declaration through its `usage_events` setting (it never reads this file)."""
+
+    events: list[str | dict[str, dict[str, list[str]]]] = Field(
+        default_factory=list,
+        description="Event names; an entry `{name: {label: [values]}}` also declares its label values",
+        examples=[["login_succeeded", {"content_item_created": {"plan": ["free", "pro", "team"]}}]],
+    )
+    core: list[str] = Field(
+        default_factory=list, description="Declared events whose unusual quiet is alerted on"
+    )
+
+    def declared(self) -> dict[str, dict[str, list[str]]]:
+        """event -> label -> allowed values, in the shape of the SDK's `usage_events`."""
+        found: dict[str, dict[str, list[str]]] = {}
+        for entry in self.events:
+            found.update({entry: {}} if isinstance(entry, str) else entry)
+        return found
+
+    @model_validator(mode="after")
+    def _check(self) -> UsageSection:
+        names = [n for e in self.events for n in ([e] if isinstance(e, str) else e)]
+        if len(set(names)) != len(names):
+            raise ValueError("usage.events: an event is declared twice")
+        for name, labels in self.declared().items():
+            if not re.match(catalogue.USAGE_NAME_PATTERN, name):
+                raise ValueError(
+                    f"usage event {name!r}: use a lowercase identifier such as content_item_created"
+                )
+            if len(labels) > catalogue.USAGE_MAX_LABELS_PER_EVENT:
+                raise ValueError(
+                    f"usage event {name!r}: at most {catalogue.USAGE_MAX_LABELS_PER_EVENT} labels"
+                )
+            for label, values in labels.items():
+                if (
+                    not re.match(catalogue.USAGE_LABEL_PATTERN, label)
+                    or label in catalogue.USAGE_RESERVED_LABELS
+                    or re.search(catalogue.USAGE_IDENTIFIER_LABEL, label)
+                ):
+                    raise ValueError(
+                        f"usage event {name!r}: {label!r} cannot be a label (reserved, malformed, or an "
+                        "identifier, which belongs in log lines)"
+                    )
+                if not values or len(values) > catalogue.USAGE_MAX_VALUES_PER_LABEL:
+                    raise ValueError(
+                        f"usage event {name!r}, label {label!r}: list 1 to "
+                        f"{catalogue.USAGE_MAX_VALUES_PER_LABEL} allowed values"
+                    )
+        unknown = sorted(set(self.core) - set(names))
+        if unknown:
+            raise ValueError(f"usage.core names undeclared event(s) {', '.join(unknown)}")
+        return self
 
 
 class Budgets(StrictModel):
     llm_monthly_usd: float | None = Field(default=None, gt=0)
+    # LLM cost budgets checked by the server (issue 13): per operation and per workspace, UTC months
+    llm_operations_usd: dict[str, float] = Field(
+        default_factory=dict, description="Monthly USD budget per LLM operation"
+    )
+    llm_workspaces_usd: dict[str, float] = Field(
+        default_factory=dict, description="Monthly USD quota of named workspaces (their own plan)"
+    )
+    llm_workspace_default_usd: float | None = Field(
+        default=None, gt=0, description="Monthly USD quota of every workspace not named above"
+    )
+    llm_alert_percents: list[int] = Field(
+        default_factory=lambda: [50, 75, 90, 100],
+        min_length=1,
+        description="Each sent once per month when month-to-date spend reaches it",
+    )
+
+    @model_validator(mode="after")
+    def _positive_llm_budgets(self) -> Budgets:
+        for value in [*self.llm_operations_usd.values(), *self.llm_workspaces_usd.values()]:
+            if value <= 0:
+                raise ValueError("LLM budgets must be positive amounts of USD")
+        if any(not 1 <= p <= 1000 for p in self.llm_alert_percents):
+            raise ValueError("llm_alert_percents must be between 1 and 1000")
+        return self
 
 
 class Spec(StrictModel):
@@ -347,11 +543,29 @@ class Spec(StrictModel):
     notification: Notification = Field(default_factory=lambda: Notification())
     inhibition: Inhibition = Field(default_factory=lambda: Inhibition())
     receivers: dict[str, Receiver] = Field(default_factory=dict)
+    dead_mans_switch: str | None = Field(
+        default=None,
+        description=(
+            "Receiver of the always-firing Watchdog: a dead man's switch such as a healthchecks.io "
+            "ping URL (webhook). A receiver named `watchdog` is used when this is not given"
+        ),
+    )
     runbooks: Runbooks = Field(default_factory=lambda: Runbooks())
     dashboards: Dashboards = Field(default_factory=lambda: Dashboards())
     prometheus: PrometheusOptions = Field(default_factory=lambda: PrometheusOptions())
-    workflow: dict[str, WorkflowEntity] = Field(default_factory=dict)
+    workflow: dict[WorkflowName, WorkflowEntity] = Field(default_factory=dict)
+    workflow_aggregates: dict[WorkflowName, WorkflowAggregate] = Field(default_factory=dict)
     budgets: Budgets = Field(default_factory=lambda: Budgets())
+    usage: UsageSection = Field(default_factory=lambda: UsageSection())
+    probes: list[Probe] = Field(default_factory=list, examples=[PROBES_EXAMPLE])
+    connectivity_check: ConnectivityCheck | None = None
+    server: ServerSection = Field(default_factory=lambda: ServerSection(), examples=[SERVER_EXAMPLE])
+
+    @field_validator("probes")
+    @classmethod
+    def _unique_probes(cls, v: list[Probe]) -> list[Probe]:
+        unique_probe_names(v)
+        return v
 
     @field_validator("service")
     @classmethod
@@ -370,13 +584,28 @@ class Spec(StrictModel):
 
     @model_validator(mode="after")
     def _references(self) -> Spec:
-        for severity, route in self.routing.items():
-            names = route if isinstance(route, list) else route.receivers
-            for name in names:
-                if name not in self.receivers:
-                    raise ValueError(
-                        f"routing.{severity} names receiver {name!r}, which is not defined under receivers"
-                    )
+        routings = [("routing", self.routing)] + [
+            (f"environments.{n}.routing", e.routing) for n, e in self.environments.items() if e.routing
+        ]
+        for where, routing in routings:
+            for severity, route in routing.items():
+                names = route if isinstance(route, list) else route.receivers
+                for name in names:
+                    if name not in self.receivers:
+                        raise ValueError(
+                            f"{where}.{severity} names receiver {name!r}, "
+                            "which is not defined under receivers"
+                        )
+        if self.dead_mans_switch is not None and self.dead_mans_switch not in self.receivers:
+            raise ValueError(
+                f"dead_mans_switch names receiver {self.dead_mans_switch!r}, which is not defined under "
+                "receivers; add e.g. heartbeat: {webhook: {url: https://hc-ping.com/<uuid>}}"
+            )
+        if not self.production_environments():
+            raise ValueError(
+                f"none of the environments {', '.join(sorted(self.environments))} is production, so no alert"
+                " would page; mark the one that pages with `production: true`"
+            )
         for slo in self.slos:
             group = slo.sli.route_group
             if group is not None and group not in self.route_groups:
@@ -406,9 +635,33 @@ class Spec(StrictModel):
                 raise ValueError(f"external label {label!r} is not a valid Prometheus label name")
         return self
 
-    def route_for(self, severity: Severity) -> SeverityRoute:
-        """The long form of a severity's route (the list shorthand expanded)."""
-        route = self.routing.get(severity, [])
+    def is_production(self, environment: str) -> bool:
+        """Explicit `production:` first; else by name; a spec's only environment is production."""
+        env = self.environments[environment]
+        if env.production is not None:
+            return env.production
+        return environment in PRODUCTION_NAMES or len(self.environments) == 1
+
+    def production_environments(self) -> list[str]:
+        return [name for name in sorted(self.environments) if self.is_production(name)]
+
+    def route_for(self, severity: Severity, environment: str | None = None) -> SeverityRoute:
+        """The long form of a severity's route (the list shorthand expanded).
+
+        Without `environment`, or for a production environment without its own routing, the
+        top-level `routing`. Any other environment never pages by default: critical and high
+        go where `high` goes (chat), medium and low to nobody, unless it gives its own `routing`.
+        """
+        routing = self.routing
+        if environment is not None:
+            env = self.environments[environment]
+            if env.routing is not None:
+                routing = env.routing
+            elif not self.is_production(environment):
+                if severity not in ("critical", "high"):
+                    return SeverityRoute()
+                return self.route_for("high")
+        route = routing.get(severity, [])
         return SeverityRoute(receivers=route) if isinstance(route, list) else route
 
 

@@ -1,0 +1,245 @@
+"""Workflow sampler: cost of one sample on 1 000 000 rows, and request latency beside it.
+
+Run from the repository root (needs the local PostgreSQL of the test command):
+
+    .venv/bin/python -m bench.workflow_sampler [--rows 1000000] [--samples 15] [--requests 2000]
+
+Builds a scratch database with 9 entity tables (`generate_series`, ~111 000 rows each:
+80 % done, 5 % failed, 5 % draft, 9 % in two processing statuses, 1 % an undeclared
+status, ages spread over 30 days) indexed on `(status, updated_at)` as the README
+recommends, then:
+
+1. times `sample_once()` over the 9 entities (target: < 200 ms per sample);
+2. serves a small instrumented app (uvicorn, one process; each request runs one
+   indexed `SELECT` on the application's own engine) and measures request latency
+   from this process in interleaved rounds: sampler off, then on with
+   `interval_seconds=1` (60 times the default, so samples overlap requests all the time).
+
+The scratch database is dropped at the end. Timings are wall-clock on a shared machine:
+compare the rows of one run, not runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import sqlalchemy as sa
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.support import services  # noqa: E402
+
+ENTITY_TYPES = (
+    "persona",
+    "interview",
+    "survey",
+    "transcript",
+    "insight",
+    "report",
+    "export",
+    "simulation",
+    "dataset",
+)
+TARGET_MS = 200.0
+
+
+def entities() -> list[object]:
+    from lightkeeper.workflow import Entity
+
+    return [
+        Entity(
+            name,
+            processing=["processing", "publishing"],
+            waiting=["draft"],
+            terminal=["done"],
+            failed=["failed"],
+            stuck_after=["30m", "2h", "24h"],
+        )
+        for name in ENTITY_TYPES
+    ]
+
+
+def build(url: str, rows: int) -> None:
+    per_table = rows // len(ENTITY_TYPES)
+    engine = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.exec_driver_sql("SELECT setseed(0.42)")
+        for name in ENTITY_TYPES:
+            conn.exec_driver_sql(
+                f"CREATE TABLE {name} (id bigserial PRIMARY KEY, status text NOT NULL, "
+                "updated_at timestamptz NOT NULL, payload text)"
+            )
+            conn.exec_driver_sql(
+                f"""
+                INSERT INTO {name} (status, updated_at, payload)
+                SELECT CASE
+                         WHEN r < 0.80 THEN 'done' WHEN r < 0.85 THEN 'failed' WHEN r < 0.90 THEN 'draft'
+                         WHEN r < 0.96 THEN 'processing' WHEN r < 0.99 THEN 'publishing' ELSE 'legacy'
+                       END,
+                       now() - random() * interval '30 days',
+                       md5(i::text)
+                FROM (SELECT i, random() AS r FROM generate_series(1, {per_table}) AS i) AS g
+                """
+            )
+            conn.exec_driver_sql(f"CREATE INDEX {name}_status_updated_at ON {name} (status, updated_at)")
+            conn.exec_driver_sql(f"VACUUM ANALYZE {name}")
+    engine.dispose()
+
+
+def time_samples(url: str, samples: int) -> tuple[list[float], list[float]]:
+    """Milliseconds per sample of the 9 entities, and per anchor, interleaved.
+
+    The anchor is the least any exact count needs: a bare `SELECT count(*)` of each of
+    the 9 tables on an open connection, so the ratio says what the grouping, the stuck
+    counts, the read-only transactions and the timeouts add on this machine's load.
+    """
+    import lightkeeper
+
+    sampler = lightkeeper.instrument_workflow(url, entities=entities(), background=False)  # type: ignore[arg-type]
+    anchor_engine = sa.create_engine(url, pool_size=1)
+    try:
+        assert sampler.sample_once(), "a sample failed"  # warm-up: reflection, connection, caches
+        took, floor = [], []
+        with anchor_engine.connect() as conn:
+            for _ in range(samples):
+                began = time.perf_counter()
+                for name in ENTITY_TYPES:
+                    conn.exec_driver_sql(f"SELECT count(*) FROM {name}").scalar()
+                floor.append((time.perf_counter() - began) * 1000)
+                began = time.perf_counter()
+                assert sampler.sample_once(), "a sample failed"
+                took.append((time.perf_counter() - began) * 1000)
+        return took, floor
+    finally:
+        sampler.stop()
+        anchor_engine.dispose()
+
+
+def serve(url: str, port: int, with_sampler: bool) -> None:
+    """The small instrumented app (run in a subprocess by `latency`)."""
+    import uvicorn
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    import lightkeeper
+
+    engine = sa.create_engine(url, pool_size=4)
+    lookup = sa.text("SELECT status FROM persona WHERE id = :id")
+
+    def item(request: Request) -> JSONResponse:
+        with engine.connect() as conn:
+            status = conn.execute(lookup, {"id": int(request.path_params["id"])}).scalar()
+        return JSONResponse({"status": status})
+
+    app = Starlette(routes=[Route("/items/{id:int}", item)])
+    lightkeeper.instrument(app, service="bench", configure_logging=False, access_log=False)
+    if with_sampler:
+        lightkeeper.instrument_workflow(url, entities=entities(), interval_seconds=1.0, timeout_seconds=1.0)  # type: ignore[arg-type]
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+
+
+def latency(url: str, with_sampler: bool, requests: int) -> list[float]:
+    port = services.free_port()
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    mode = "on" if with_sampler else "off"
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "bench.workflow_sampler",
+            "--serve",
+            str(port),
+            "--sampler",
+            mode,
+            "--url",
+            url,
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        services.wait_for_port(port)
+        took = []
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+            for i in range(200):  # warm-up, and let the sampler start its cycle
+                client.get(f"/items/{i + 1}").raise_for_status()
+            for i in range(requests):
+                began = time.perf_counter()
+                client.get(f"/items/{i % 1000 + 1}").raise_for_status()
+                took.append((time.perf_counter() - began) * 1000)
+        return took
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--samples", type=int, default=15)
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--sampler", choices=["on", "off"], help=argparse.SUPPRESS)
+    parser.add_argument("--url", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve:
+        serve(args.url, args.serve, args.sampler == "on")
+        return
+
+    with services.temporary_database() as plain_url:
+        url = plain_url.replace("postgresql://", "postgresql+psycopg://")
+        began = time.perf_counter()
+        build(url, args.rows)
+        print(
+            f"built {args.rows:,} rows in {len(ENTITY_TYPES)} tables in {time.perf_counter() - began:.1f} s"
+        )
+
+        took, floor = time_samples(url, args.samples)
+        median, anchor = statistics.median(took), statistics.median(floor)
+        verdict = "meets" if median < TARGET_MS else "MISSES"
+        print(
+            f"one sample of {len(ENTITY_TYPES)} entities: median {median:.1f} ms, max {max(took):.1f} ms "
+            f"over {args.samples} samples ({verdict} the {TARGET_MS:.0f} ms target)"
+        )
+        print(
+            f"anchor, bare count(*) of the 9 tables: median {anchor:.1f} ms; "
+            f"sample / anchor = {median / anchor:.2f}"
+        )
+        print(f"load average while measuring: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+
+        results: dict[bool, list[float]] = {False: [], True: []}
+        for _ in range(args.rounds):
+            for with_sampler in (False, True):
+                results[with_sampler] += latency(url, with_sampler, args.requests)
+        print(f"\nrequest latency, {args.rounds} interleaved rounds x {args.requests} sequential requests")
+        print("| sampler | p50 ms | p95 ms | p99 ms | max ms |")
+        print("|---|---:|---:|---:|---:|")
+        for with_sampler, values in results.items():
+            label = "running every 1 s" if with_sampler else "off"
+            print(
+                f"| {label} | {pct(values, 0.5):.2f} | {pct(values, 0.95):.2f} | "
+                f"{pct(values, 0.99):.2f} | {max(values):.2f} |"
+            )
+        ratio = pct(results[True], 0.5) / pct(results[False], 0.5)
+        print(f"\np50 with sampler / without = {ratio:.2f}")
+
+
+if __name__ == "__main__":
+    main()
