@@ -24,16 +24,17 @@ exact product, so the rules read `0.0144`, never `0.014400000000000001`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import Decimal
+from typing import cast
 
+from lightkeeper import slo_math as shared
 from lightkeeper.catalogue import HTTP_DURATION_BUCKETS
 from lightkeeper.spec.models import SLO, LatencySLI, Severity
 from lightkeeper.stack import promql
 from lightkeeper.stack.errors import GenerationError
 
-CALENDAR_MONTH = "calendar_month"
-CALENDAR_MONTH_SECONDS = 30 * 86400
-_FACTOR_QUANTUM = Decimal("0.0001")
+CALENDAR_MONTH = shared.CALENDAR_MONTH
+CALENDAR_MONTH_SECONDS = shared.CALENDAR_MONTH_SECONDS
 
 
 @dataclass(frozen=True)
@@ -56,11 +57,10 @@ class TierData:
 #   page-fast, so waiting a quarter hour costs little and filters bursts page-fast covers.
 # - ticket-fast / ticket-slow 1h: tickets are handled within the day; an hour of
 #   sustained burn is the least worth a ticket.
-DEFAULT_TIERS: tuple[TierData, ...] = (
-    TierData("page-fast", "1h", "5m", "0.02", "critical", "2m"),
-    TierData("page-slow", "6h", "30m", "0.05", "critical", "15m"),
-    TierData("ticket-fast", "1d", "2h", "0.1", "medium", "1h"),
-    TierData("ticket-slow", "3d", "6h", "0.1", "medium", "1h"),
+# The shares and windows live in the shared SLO math, which the server evaluates too.
+DEFAULT_TIERS: tuple[TierData, ...] = tuple(
+    TierData(t.name, t.long_window, t.short_window, t.budget_share, cast(Severity, t.severity), t.for_)
+    for t in shared.DEFAULT_TIERS
 )
 _PAGE_SEVERITIES: tuple[Severity, ...] = ("critical", "high")
 
@@ -91,13 +91,15 @@ def period_window(period: str) -> str:
 
 def error_budget(objective_percent: float) -> Decimal:
     """Allowed bad share: 99.9 -> 0.001, exactly."""
-    return (Decimal(100) - promql.decimal(objective_percent)) / Decimal(100)
+    return shared.error_budget(objective_percent)
 
 
 def burn_factor(budget_share: Decimal | str, period_s: int, long_window_s: int) -> Decimal:
-    """Burn rate that spends `budget_share` of a `period_s` budget within `long_window_s`."""
-    raw = promql.decimal(budget_share) * Decimal(period_s) / Decimal(long_window_s)
-    return raw.quantize(_FACTOR_QUANTUM, rounding=ROUND_HALF_EVEN).normalize()
+    """Burn rate that spends `budget_share` of a `period_s` budget within `long_window_s`.
+
+    Delegates to the shared SLO math, so the server's alert states use the same factor.
+    """
+    return shared.burn_factor(budget_share, period_s, long_window_s)
 
 
 def tier_data(slo: SLO) -> list[TierData]:
