@@ -922,6 +922,74 @@ SERVER_OUTBOX_DEPTH = Signal(
     group="server",
 )
 
+# --- deployments reported to the server by CI (issue 14; emitted by `lightkeeper server`) ---
+# Deploys take seconds to an hour; lead times from commit, minutes to weeks.
+DEPLOYMENT_DURATION_BUCKETS: tuple[float, ...] = (
+    30.0,
+    60.0,
+    120.0,
+    300.0,
+    600.0,
+    900.0,
+    1800.0,
+    3600.0,
+    7200.0,
+)
+DEPLOYMENT_LEAD_TIME_BUCKETS: tuple[float, ...] = (
+    600.0,
+    1800.0,
+    3600.0,
+    3 * 3600.0,
+    6 * 3600.0,
+    12 * 3600.0,
+    86400.0,
+    2 * 86400.0,
+    7 * 86400.0,
+    30 * 86400.0,
+)
+_DEPLOY = {
+    "env": "environments CI reports deployments for (names validated by the server)",
+    "component": "deployable components of the service (names validated by the server)",
+}
+DEPLOYMENTS = Signal(
+    "deployments_total",
+    "counter",
+    "Finished deployments by outcome, as reported by CI to the server.",
+    ("env", "component", "status"),
+    emitter="server",
+    group="server",
+    bounded={**_DEPLOY, "status": "success | failure | rolled_back"},
+)
+DEPLOYMENT_DURATION_SECONDS = Signal(
+    "deployment_duration_seconds",
+    "histogram",
+    "Time from a deployment's start to its finish (deployments with both reported).",
+    ("env", "component"),
+    DEPLOYMENT_DURATION_BUCKETS,
+    emitter="server",
+    group="server",
+    bounded=_DEPLOY,
+)
+DEPLOYMENT_LEAD_TIME_SECONDS = Signal(
+    "deployment_lead_time_seconds",
+    "histogram",
+    "Time from the deployed commit to the successful finish of its deployment (DORA lead time).",
+    ("env", "component"),
+    DEPLOYMENT_LEAD_TIME_BUCKETS,
+    emitter="server",
+    group="server",
+    bounded=_DEPLOY,
+)
+DEPLOYMENTS_IN_PROGRESS = Signal(
+    "deployments_in_progress",
+    "gauge",
+    "1 while a deployment of the component has started and not finished, else 0.",
+    ("env", "component"),
+    emitter="server",
+    group="server",
+    bounded=_DEPLOY,
+)
+
 ALL: tuple[Signal, ...] = tuple(v for v in dict(globals()).values() if isinstance(v, Signal))
 BY_NAME: dict[str, Signal] = {s.name: s for s in ALL}
 

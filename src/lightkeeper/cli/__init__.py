@@ -32,12 +32,17 @@ def _root(
 
 def _register() -> None:
     # Imported here so `lightkeeper --version` stays fast and each group owns its module.
-    from lightkeeper.cli import demo, stack
+    from lightkeeper.cli import budget, demo, deploy, stack
     from lightkeeper.server import cli as server_cli
 
+    budget.register(app)
     demo.register(app)
+    deploy.register(app)
     stack.register(app)
     server_cli.register(app)
+    from lightkeeper.server.cost import report as cost_report
+
+    cost_report.register(app)
 
 
 def main() -> None:

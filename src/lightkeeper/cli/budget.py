@@ -1,4 +1,4 @@
-"""`lightkeeper budget check`: the error-budget policy as a deploy gate.
+"""`lightkeeper budget check`: the error-budget policy as a deploy gate; `budget report`: the month.
 
 A pipeline runs it before a risky release: exit 0 lets the deploy go on, 1 stops it
 because a budget is below the threshold, and 2 means the gate could not decide (an
@@ -9,11 +9,14 @@ data (no traffic in the period) is reported and does not block: nothing was spen
 
 from __future__ import annotations
 
+import json
 import math
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
+from urllib.parse import quote
 
 import typer
 
@@ -194,7 +197,104 @@ def _spec(path: Path) -> Spec:
         raise GateError(f"{path}: " + "; ".join(str(p) for p in exc.problems)) from None
 
 
+_MONTH_TEXT = re.compile(r"\d{4}-(0[1-9]|1[0-2])")
+_FORMATS = ("table", "json", "md")
+
+
+def fetch_reports(server: str, names: list[str], month: str, timeout: float, token: str | None) -> list[Any]:
+    """The server's monthly report of each named SLO (all of `/sla/status`'s when none are named)."""
+    base = server.rstrip("/")
+    if not names:
+        names = [r.slo for r in from_server(server, timeout, token)]
+        if not names:
+            raise GateError(f"{server} knows no SLO")
+    out = []
+    for name in dict.fromkeys(names):
+        url = f"{base}/api/slo/{quote(name, safe='')}/report"
+        try:
+            out.append(_get_json(url, {"month": month}, timeout, token))
+        except GateError as exc:
+            if str(exc).endswith("HTTP 404"):
+                raise GateError(f"unknown SLO {name!r} on {server}") from None
+            if str(exc).endswith("HTTP 400"):
+                raise GateError(f"the server refused month {month!r}") from None
+            raise
+        if not isinstance(out[-1], dict) or not isinstance(out[-1].get("weeks"), list):
+            raise GateError(f"{url} did not answer a report")
+    return out
+
+
+def _incidents(week: dict[str, Any]) -> str:
+    found = week.get("incidents") or []
+    return (
+        ", ".join(f"#{i.get('id')} {i.get('probe')} ({str(i.get('started_at'))[:10]})" for i in found) or "-"
+    )
+
+
+def render(reports: list[Any], fmt: str) -> str:
+    """The seed's weekly tracking table, as plain text, Markdown or JSON."""
+    if fmt == "json":
+        return json.dumps(reports if len(reports) != 1 else reports[0], indent=2)
+    blocks = []
+    for rep in reports:
+        head = (
+            f"{rep['name']} — {rep['month']}: objective {rep['objective_percent']}%, "
+            f"budget {rep['error_budget_minutes']:.1f} min, verdict: {rep['verdict']}"
+        )
+        cells = [
+            [
+                f"{w['week']} ({w['start']}..{w['end']})",
+                f"{w['budget_used_minutes']:.1f}",
+                f"{w['budget_remaining_minutes']:.1f}",
+                _incidents(w),
+            ]
+            for w in rep["weeks"]
+        ]
+        header = ["Week", "Used (min)", "Remaining (min)", "Incidents"]
+        if fmt == "md":
+            lines = [f"### {head}", "", "| " + " | ".join(header) + " |", "|---|---:|---:|---|"]
+            lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in cells]
+        else:
+            widths = [max(len(r[i]) for r in [header, *cells]) for i in range(len(header))]
+            lines = [head, "  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))]
+            lines += [
+                "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells
+            ]
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks)
+
+
+def report(
+    month: Annotated[str, typer.Option("--month", help="Calendar month, YYYY-MM (UTC).")],
+    slo: Annotated[list[str] | None, typer.Option("--slo", help="Only this SLO (repeatable).")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="table, json or md.")] = "table",
+    server: Annotated[
+        str, typer.Option("--server", help="Lightkeeper server URL.")
+    ] = "http://127.0.0.1:8080",
+    timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait for an answer.")] = 10.0,
+    token_env: Annotated[
+        str, typer.Option("--token-env", help="Environment variable holding the server's reader token.")
+    ] = "LIGHTKEEPER_TOKEN",  # noqa: S107 - the variable's name, not a secret
+) -> None:
+    """Print each SLO's weekly budget table for a month: used, remaining, incidents, verdict."""
+    try:
+        if not _MONTH_TEXT.fullmatch(month):
+            raise GateError(f"--month {month!r} is not YYYY-MM (e.g. 2026-11)")
+        if fmt not in _FORMATS:
+            raise GateError(f"--format {fmt!r} is not one of {', '.join(_FORMATS)}")
+        if not 0 < timeout <= 300:
+            raise GateError("--timeout must be between 0 and 300 seconds")
+        reports = fetch_reports(server, slo or [], month, timeout, os.environ.get(token_env) or None)
+        text = render(reports, fmt)
+    except (GateError, KeyError, TypeError, ValueError) as exc:
+        message = str(exc) if isinstance(exc, GateError) else f"{server} answered a malformed report ({exc})"
+        typer.echo(f"error: {message}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(text)
+
+
 def register(app: typer.Typer) -> None:
     """Add `lightkeeper budget` to the root command."""
     budget_app.command("check")(check)
+    budget_app.command("report")(report)
     app.add_typer(budget_app, name="budget")

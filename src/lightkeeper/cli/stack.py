@@ -13,11 +13,14 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 if TYPE_CHECKING:
     from rich.progress import Progress
 
+    from lightkeeper.spec.loader import Problem
     from lightkeeper.spec.models import Spec
+    from lightkeeper.stack.errors import GenerationError
 
 SpecPath = Annotated[Path, typer.Option("--spec", "-s", help="The spec file to read.")]
 OutPath = Annotated[Path, typer.Option("--out", "-o", help="Folder the stack configuration goes to.")]
@@ -31,8 +34,23 @@ slo_app = typer.Typer(help="Import SLOs from, or export them to, OpenSLO v1 YAML
 
 
 def _fail(message: str, code: int = 1) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    # Messages quote the user's YAML (`[a, b]`, `{high: 0.1}`): never let rich read it as markup.
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     return typer.Exit(code)
+
+
+def _print_problems(spec_path: Path, problems: list[Problem]) -> None:
+    err.print(f"[bold red]{escape(str(spec_path))} has {len(problems)} problem(s):[/]", highlight=False)
+    for problem in problems:
+        err.print(f"  {problem}", highlight=False, markup=False, soft_wrap=True)
+
+
+def _generation_failed(spec_path: Path, exc: GenerationError) -> typer.Exit:
+    """Point a generator's complaint at the spec value at fault, like a validation error."""
+    from lightkeeper.spec.loader import problem_at
+
+    _print_problems(spec_path, [problem_at(spec_path, exc.loc, str(exc))])
+    return typer.Exit(1)  # 2 stays "the spec does not validate"; this one validated
 
 
 def _load(spec_path: Path) -> Spec:
@@ -41,9 +59,7 @@ def _load(spec_path: Path) -> Spec:
     try:
         return load_spec(spec_path)
     except SpecError as exc:
-        err.print(f"[bold red]{spec_path} has {len(exc.problems)} problem(s):[/]", highlight=False)
-        for problem in exc.problems:
-            err.print(f"  {problem}", highlight=False, soft_wrap=True)
+        _print_problems(spec_path, exc.problems)
         raise typer.Exit(2) from None
 
 
@@ -110,7 +126,9 @@ def generate(
         progress.add_task(f"generating {out}/ from {spec}", total=None)
         try:
             files = run(loaded, out, profile)
-        except (GenerationError, OutputError, ValueError) as exc:
+        except GenerationError as exc:
+            raise _generation_failed(spec, exc) from None
+        except (OutputError, ValueError) as exc:
             raise _fail(str(exc)) from None
     tops: dict[str, int] = {}
     for path in files:
@@ -170,7 +188,7 @@ def test_rules(
     try:
         files = {**prometheus.render(loaded), **rule_tests.render(loaded)}
     except GenerationError as exc:
-        raise _fail(str(exc)) from None
+        raise _generation_failed(spec, exc) from None
     with tempfile.TemporaryDirectory(prefix="lk-test-rules-") as tmp:
         root = keep or Path(tmp)
         for rel, text in files.items():
@@ -236,7 +254,8 @@ def slo_import(
     except OSError as exc:
         raise _fail(f"cannot read {file}: {exc.strerror}") from None
     except OpenSLOError as exc:
-        raise _fail(f"{file}: {exc}") from None
+        where = f"{file}:{exc.line}:{exc.column}" if exc.line else str(file)
+        raise _fail(f"{where}: {exc}") from None
     typer.echo(text, nl=False)
 
 

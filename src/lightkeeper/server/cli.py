@@ -44,6 +44,7 @@ def server(
     db: str | None = _DB,
     host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on"),
     port: int = typer.Option(8787, "--port", help="Port to listen on (0: any free port)"),
+    environment: str | None = typer.Option(None, "--environment", help="Spec environment to scrape for SLOs"),
 ) -> None:
     """Run probes, keep uptime, send notifications and serve the status page."""
     import asyncio
@@ -51,7 +52,14 @@ def server(
     from lightkeeper.server.main import serve
     from lightkeeper.server.store.single_replica import StoreInUse
 
-    config = _config(spec, db, host=host, port=port)
+    config = _config(spec, db, host=host, port=port).model_copy(update={"slo_environment": environment})
+    known = sorted(config.spec.environments) if config.spec is not None else []
+    if environment is not None and environment not in known:
+        # caught here, not in the SLO loop, so a typo fails the start instead of silently scraping nothing
+        typer.echo(
+            f"unknown environment {environment!r} (the spec defines: {', '.join(known) or 'none'})", err=True
+        )
+        raise typer.Exit(2)
     try:
         asyncio.run(serve(config, announce=typer.echo))
     except StoreInUse as exc:

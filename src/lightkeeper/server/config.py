@@ -32,6 +32,7 @@ class ServerConfig(BaseModel):
     port: int = Field(DEFAULT_PORT, ge=0, le=65535)
     service: str = "lightkeeper-server"
     environment: str = "production"
+    slo_environment: str | None = None  # the spec environment whose targets the SLO scraper reads
     admin_token: SecretStr | None = None
     server: ServerSection = Field(default_factory=lambda: ServerSection())
     probes: tuple[Probe, ...] = ()

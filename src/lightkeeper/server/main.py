@@ -25,12 +25,14 @@ import uvicorn
 from sqlalchemy import Engine, insert, select
 
 from lightkeeper.server.config import ServerConfig
+from lightkeeper.server.cost import loop as cost_loop
 from lightkeeper.server.engine.notify.dispatcher import Dispatcher
 from lightkeeper.server.engine.notify.routing import build_router
 from lightkeeper.server.engine.scheduler import Scheduler, SchedulerOptions
 from lightkeeper.server.http import auth, writes
 from lightkeeper.server.http.app import create_app
 from lightkeeper.server.probes.connectivity import ConnectivityChecker
+from lightkeeper.server.slo import loop as slo_loop
 from lightkeeper.server.store import rollup
 from lightkeeper.server.store import tables as t
 from lightkeeper.server.store.db import make_engine, upgrade
@@ -134,6 +136,7 @@ async def serve(
             loops = [
                 asyncio.create_task(scheduler.run(), name="lightkeeper-scheduler"),
                 asyncio.create_task(dispatcher.run(), name="lightkeeper-dispatcher"),
+                asyncio.create_task(slo_loop.run(config, engine, client), name="lightkeeper-slo"),
                 asyncio.create_task(
                     _every(ROLLUP_SECONDS, lambda: rollup.roll_up(engine, datetime.now(UTC)), "roll-up"),
                     name="lightkeeper-rollup",
@@ -148,6 +151,7 @@ async def serve(
                     ),
                     name="lightkeeper-retention",
                 ),
+                asyncio.create_task(_every(cost_loop.EVERY_SECONDS, lambda: cost_loop.step(config, engine), "llm cost")),
             ]
             watcher = asyncio.create_task(_announce_when_up(server, announce, started))
             try:

@@ -28,6 +28,15 @@ _ENV_VAR = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 _RESERVED_TARGET_LABELS = frozenset({"service", "environment", "job", "instance", "component"})
 
 
+class LocatedValueError(ValueError):
+    """A cross-field check's error with the path of the value at fault; model validators
+    otherwise report at the spec's root, and the loader needs the path for file:line."""
+
+    def __init__(self, message: str, loc: tuple[str | int, ...]) -> None:
+        super().__init__(message)
+        self.loc = loc
+
+
 def duration_seconds(text: str) -> float:
     """Seconds in a Prometheus duration such as `5m`, `1h`, `30d` (single unit)."""
     match = _DURATION.match(text)
@@ -584,32 +593,41 @@ class Spec(StrictModel):
 
     @model_validator(mode="after")
     def _references(self) -> Spec:
-        routings = [("routing", self.routing)] + [
-            (f"environments.{n}.routing", e.routing) for n, e in self.environments.items() if e.routing
+        routings: list[tuple[tuple[str, ...], dict[Severity, list[str] | SeverityRoute]]] = [
+            (("routing",), self.routing)
         ]
-        for where, routing in routings:
+        routings += [
+            (("environments", n, "routing"), e.routing) for n, e in self.environments.items() if e.routing
+        ]
+        for path, routing in routings:
             for severity, route in routing.items():
+                at = (*path, severity) if isinstance(route, list) else (*path, severity, "receivers")
                 names = route if isinstance(route, list) else route.receivers
-                for name in names:
+                for i, name in enumerate(names):
                     if name not in self.receivers:
-                        raise ValueError(
-                            f"{where}.{severity} names receiver {name!r}, "
-                            "which is not defined under receivers"
+                        raise LocatedValueError(
+                            f"{'.'.join(path)}.{severity} names receiver {name!r}, "
+                            "which is not defined under receivers",
+                            (*at, i),
                         )
         if self.dead_mans_switch is not None and self.dead_mans_switch not in self.receivers:
-            raise ValueError(
+            raise LocatedValueError(
                 f"dead_mans_switch names receiver {self.dead_mans_switch!r}, which is not defined under "
-                "receivers; add e.g. heartbeat: {webhook: {url: https://hc-ping.com/<uuid>}}"
+                "receivers; add e.g. heartbeat: {webhook: {url: https://hc-ping.com/<uuid>}}",
+                ("dead_mans_switch",),
             )
         if not self.production_environments():
             raise ValueError(
                 f"none of the environments {', '.join(sorted(self.environments))} is production, so no alert"
                 " would page; mark the one that pages with `production: true`"
             )
-        for slo in self.slos:
+        for i, slo in enumerate(self.slos):
             group = slo.sli.route_group
             if group is not None and group not in self.route_groups:
-                raise ValueError(f"SLO {slo.name!r} uses route_group {group!r}; define it under route_groups")
+                raise LocatedValueError(
+                    f"SLO {slo.name!r} uses route_group {group!r}; define it under route_groups",
+                    ("slos", i, "sli", "route_group"),
+                )
         names = [s.name for s in self.slos]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:

@@ -138,3 +138,15 @@ def test_lease_is_released_only_for_its_owner(store: Engine) -> None:
 def test_severity_comes_from_a_tag() -> None:
     assert severity_of(make_probe(tags=["severity:low"])) == "low"
     assert severity_of(make_probe(tags=["severity:bogus", "team:x"])) == "critical"
+
+
+def test_insert_ignore_counts_only_the_rows_it_created(store: Engine) -> None:
+    """Callers decide "I enqueued it" from the count, on both stores (psycopg's
+    executemany reports -1, which once made every enqueue look like a duplicate)."""
+    from lightkeeper.server.engine.sql import insert_ignore
+
+    with store.begin() as conn:
+        assert insert_ignore(conn, probe_state, [{"probe": "a"}], ["probe"]) == 1
+        assert insert_ignore(conn, probe_state, [{"probe": "a"}], ["probe"]) == 0
+        rows = [{"probe": f"p{i}"} for i in range(450)] + [{"probe": "a"}]
+        assert insert_ignore(conn, probe_state, rows, ["probe"]) == 450

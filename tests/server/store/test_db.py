@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError, StatementError
 
 from lightkeeper.server.store.db import DEFAULT_URL, make_engine, resolve_url, upgrade
 from lightkeeper.server.store.single_replica import StoreInUse, claim_single_replica
+from lightkeeper.server.slo import samples as _slo_samples  # noqa: F401  (registers its table)
 from lightkeeper.server.store.tables import incidents, metadata, results
 
 TABLES = {
@@ -32,15 +33,19 @@ TABLES = {
     "admin_tokens",
     "instances",
 }
+LATER_TABLES = {"llm_events", "llm_daily", "slo_samples", "deployments"}
 
 
 def test_migrations_create_every_table_from_empty_and_match_the_models(blank_engine: Engine) -> None:
     assert TABLES.isdisjoint(inspect(blank_engine).get_table_names())
     upgrade(blank_engine)
     upgrade(blank_engine)  # a second run is a no-op, not an error
-    assert TABLES | {"alembic_version"} == set(inspect(blank_engine).get_table_names())
+    # the core tables, plus those the later features added (LLM cost, SLO samples,
+    # deployments), all on the one MetaData
+    assert TABLES | LATER_TABLES | {"alembic_version"} == set(inspect(blank_engine).get_table_names())
+    assert set(metadata.tables) == TABLES | LATER_TABLES
     with blank_engine.connect() as conn:
-        assert MigrationContext.configure(conn).get_current_revision() == "0001"
+        assert MigrationContext.configure(conn).get_current_revision() == "0004"
         # the hand-written revision and tables.py describe the same schema
         assert compare_metadata(MigrationContext.configure(conn), metadata) == []
 

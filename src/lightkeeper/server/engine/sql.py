@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Select, Table
+from sqlalchemy import Connection, Select, Table, literal_column
 from sqlalchemy.dialects import postgresql, sqlite
 
 Q = TypeVar("Q", bound=Select[Any])
+_CHUNK = 200  # rows per statement: well inside SQLite's bound-parameter limit
 
 
 def insert_ignore(conn: Connection, table: Table, rows: list[dict[str, Any]], key: list[str]) -> int:
@@ -19,8 +20,20 @@ def insert_ignore(conn: Connection, table: Table, rows: list[dict[str, Any]], ke
     if not rows:
         return 0
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    statement = dialect.insert(table).on_conflict_do_nothing(index_elements=key)
-    return conn.execute(statement, rows).rowcount or 0
+    inserted = 0
+    # Counted from RETURNING, never from rowcount: psycopg reports -1 for these
+    # inserts, and callers rely on the count to know whether they were the one that
+    # created the row (e.g. "enqueue this alert once").
+    for start in range(0, len(rows), _CHUNK):
+        chunk = rows[start : start + _CHUNK]
+        statement = (
+            dialect.insert(table)
+            .values(chunk)
+            .on_conflict_do_nothing(index_elements=key)
+            .returning(literal_column("1"))
+        )
+        inserted += len(conn.execute(statement).all())
+    return inserted
 
 
 def lock_rows(conn: Connection, query: Q, *, skip_locked: bool = False, of: Table | None = None) -> Q:

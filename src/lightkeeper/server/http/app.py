@@ -28,7 +28,20 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from lightkeeper._version import __version__
 from lightkeeper.server.config import ServerConfig
-from lightkeeper.server.http import auth, badge, metrics, reads, sla, status_page, uptime, windows, writes
+from lightkeeper.server.http import (
+    auth,
+    badge,
+    cost_routes,
+    deploy_routes,
+    metrics,
+    reads,
+    sla,
+    slo_routes,
+    status_page,
+    uptime,
+    windows,
+    writes,
+)
 from lightkeeper.server.http.cache import TtlCache
 from lightkeeper.server.http.limits import BodyLimit, check_sizes
 from lightkeeper.server.http.models import IncidentOut, MaintenanceIn, MaintenanceOut, ProbeOut
@@ -275,7 +288,7 @@ def create_app(
 
     @app.get("/sla/status", dependencies=reader)
     def sla_status() -> dict[str, Any]:
-        return sla.status(engine, section, clock())
+        return sla.status(engine, section, clock(), config.spec)
 
     @app.get("/api/report/sla", dependencies=reader)
     def sla_report(
@@ -353,6 +366,8 @@ def create_app(
     def ping_exit(token: str, exit_code: Annotated[int, Path(ge=0, le=255)]) -> dict[str, Any]:
         return ping(token, "success" if exit_code == 0 else "fail", exit_code)
 
+    app.include_router(deploy_routes.router(engine, admin, reader, clock))
+    app.include_router(cost_routes.router(config, engine, clock))
     metrics.install(engine, scheduler_lag)
     if instrument:
         import lightkeeper
@@ -361,6 +376,7 @@ def create_app(
         lightkeeper.instrument(
             app, service=config.service, environment=config.environment, checks=[database_check(engine)]
         )
+    app.include_router(slo_routes.router(engine, config.spec, clock, reader, section.timezone))
     return app
 
 

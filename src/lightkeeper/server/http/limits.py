@@ -13,6 +13,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 MAX_BODY_BYTES = 64 * 1024
 MAX_STRING_CHARS = 2048
+# routes whose bodies are batches: a batch of 1000 LLM cost events (issue 13)
+PATH_LIMITS = {"/api/llm/events": 1024 * 1024}
 
 
 class _TooLarge(Exception):
@@ -30,9 +32,10 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = PATH_LIMITS.get(scope["path"], self.limit)
         for key, value in scope["headers"]:
-            if key == b"content-length" and value.isdigit() and int(value) > self.limit:
-                await _reject(send, self.limit)
+            if key == b"content-length" and value.isdigit() and int(value) > limit:
+                await _reject(send, limit)
                 return
         seen = 0
         started = False
@@ -42,7 +45,7 @@ class BodyLimit:
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.limit:
+                if seen > limit:
                     raise _TooLarge
             return message
 
@@ -56,7 +59,7 @@ class BodyLimit:
             await self.app(scope, counted, tracked)
         except _TooLarge:
             if not started:
-                await _reject(send, self.limit)
+                await _reject(send, limit)
 
 
 async def _reject(send: Send, limit: int) -> None:

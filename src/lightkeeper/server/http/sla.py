@@ -19,6 +19,7 @@ from lightkeeper.server.http.quantiles import merged_quantiles
 from lightkeeper.server.store import queries
 from lightkeeper.server.store.queries import ProbeUptime
 from lightkeeper.server.store.uptime import TimeInStates, incident_stats
+from lightkeeper.spec.models import Spec
 from lightkeeper.spec.server import ServerSection
 
 
@@ -99,8 +100,8 @@ def _judging(items: Iterable[ProbeUptime]) -> int:
     return sum(1 for item in items if item.times.up + item.times.down > 0)
 
 
-def status(engine: Engine, section: ServerSection, now: datetime) -> dict[str, Any]:
-    """`/sla/status`: this calendar month so far. An object so later issues can add fields."""
+def status(engine: Engine, section: ServerSection, now: datetime, spec: Spec | None = None) -> dict[str, Any]:
+    """`/sla/status`: this calendar month so far, and each SLO of the spec (issue 12)."""
     month = windows.current_month(section.timezone, now)
     start, end = windows.month_bounds(month, section.timezone)
     measured, totals = _measure(engine, start, now, now)
@@ -113,7 +114,18 @@ def status(engine: Engine, section: ServerSection, now: datetime) -> dict[str, A
         "from": _iso(start),
         "to": _iso(now),
         "commitments": _commitments(section, times, pooled, month_seconds, _judging(measured.values())),
+        "slos": slo_states(engine, spec, now),
     }
+
+
+def slo_states(engine: Engine, spec: Spec | None, now: datetime) -> list[dict[str, Any]]:
+    """The `slos` list: one state per SLO of the spec, from the embedded scraper's samples."""
+    from lightkeeper.server.slo import alerting, evaluate
+
+    if spec is None or not spec.slos:
+        return []
+    firing = alerting.firing(engine)
+    return [evaluate.state(engine, slo, now, firing.get(slo.name, ())) for slo in spec.slos]
 
 
 def report(engine: Engine, section: ServerSection, month: str, now: datetime) -> dict[str, Any]:

@@ -188,3 +188,68 @@ instances = Table(
     Column("started_at", UTCDateTime, nullable=False),
     Column("heartbeat_at", UTCDateTime, nullable=False),
 )
+
+# --- LLM cost analytics (issue 13; owned by server/cost, revision 0002) ---------
+LLM = 100  # provider, model and operation names: bounded labels, not free text
+
+llm_events = Table(
+    "llm_events",
+    metadata,
+    _id(),
+    Column("event_id", String(64), nullable=False, unique=True),  # idempotent ingest
+    Column("at", UTCDateTime, nullable=False),
+    Column("provider", String(LLM), nullable=False),
+    Column("model", String(LLM), nullable=False),
+    Column("operation", String(LLM), nullable=False),
+    Column("status", String(32), nullable=False),
+    Column("input_tokens", BigInteger, nullable=False),
+    Column("output_tokens", BigInteger, nullable=False),
+    Column("cache_read_tokens", BigInteger, nullable=False),
+    Column("cache_write_tokens", BigInteger, nullable=False),
+    Column("reasoning_tokens", BigInteger, nullable=False),
+    Column("cost_usd", Float),  # NULL: unpriced, never a guessed zero
+    Column("price_source", String(LLM), nullable=False),
+    Column("latency_seconds", Float, nullable=False),
+    Column("user_hash", String(64)),
+    Column("workspace_id", String(NAME)),
+    Column("request_id", String(NAME)),
+    Column("prompt_hash", String(64)),
+    Index(None, "at"),
+)
+
+llm_daily = Table(
+    "llm_daily",
+    metadata,
+    Column("day", String(10), primary_key=True),  # UTC day, YYYY-MM-DD
+    Column("provider", String(LLM), primary_key=True),
+    Column("model", String(LLM), primary_key=True),
+    Column("operation", String(LLM), primary_key=True),
+    Column("workspace_id", String(NAME), primary_key=True),  # "" for none
+    Column("calls", BigInteger, nullable=False),
+    Column("errors", BigInteger, nullable=False),
+    Column("unpriced", BigInteger, nullable=False),
+    Column("input_tokens", BigInteger, nullable=False),
+    Column("output_tokens", BigInteger, nullable=False),
+    Column("cache_read_tokens", BigInteger, nullable=False),
+    Column("cache_write_tokens", BigInteger, nullable=False),
+    Column("reasoning_tokens", BigInteger, nullable=False),
+    Column("cost_usd", Float, nullable=False),
+)
+
+# --- Deployments (issue 14; owned by server/deploys, revision 0004) ----------
+DEPLOY = 100  # environment, component and version names
+
+deployments = Table(
+    "deployments",
+    metadata,
+    _id(),
+    Column("env", String(DEPLOY), nullable=False),
+    Column("component", String(DEPLOY), nullable=False),
+    Column("version", String(DEPLOY), nullable=False),
+    Column("status", String(16), nullable=False),  # in_progress | success | failure | rolled_back
+    Column("started_at", UTCDateTime),  # NULL: only a finish was reported
+    Column("finished_at", UTCDateTime),
+    Column("commit_at", UTCDateTime),
+    Index(None, "env", "component", "version", unique=True),  # a retried start/finish is one deploy
+    Index(None, "finished_at"),
+)

@@ -14,12 +14,14 @@ from typing import Any
 import httpx
 
 from lightkeeper.server.engine.notify.http_post import post_json
-from lightkeeper.server.engine.notify.message import Alert
+from lightkeeper.server.engine.notify.message import Notification, SloAlert
 
 ALERTNAME = "ProbeDown"
 
 
-def alert_body(alert: Alert) -> dict[str, Any]:
+def alert_body(alert: Notification) -> dict[str, Any]:
+    if isinstance(alert, SloAlert):
+        return _slo_body(alert)
     body: dict[str, Any] = {
         "labels": {
             "alertname": ALERTNAME,
@@ -36,12 +38,24 @@ def alert_body(alert: Alert) -> dict[str, Any]:
     return body
 
 
+def _slo_body(alert: SloAlert) -> dict[str, Any]:
+    """The generated rule's labels and annotations, so Alertmanager routes and silences it alike."""
+    body: dict[str, Any] = {
+        "labels": dict(alert.labels),
+        "annotations": dict(alert.annotations),
+        "startsAt": alert.started_at.isoformat(),
+    }
+    if alert.resolved_at is not None:
+        body["endsAt"] = alert.resolved_at.isoformat()
+    return body
+
+
 @dataclass
 class AlertmanagerChannel:
     base_url: str
     client: httpx.AsyncClient
     name: str = "alertmanager"
 
-    async def send(self, alert: Alert) -> None:
+    async def send(self, alert: Notification) -> None:
         url = self.base_url.rstrip("/") + "/api/v2/alerts"
         await post_json(self.client, url, [alert_body(alert)], "alertmanager")

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from lightkeeper.server.engine.notify.message import Alert
+from lightkeeper.server.engine.notify.message import Notification
 
 
 class Channel(Protocol):
     name: str
 
-    async def send(self, alert: Alert) -> None:
+    async def send(self, alert: Notification) -> None:
         """Deliver or raise `DeliveryError`; returning means the receiver accepted it."""

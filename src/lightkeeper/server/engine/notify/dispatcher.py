@@ -1,8 +1,10 @@
 """Drain the outbox: fan out, claim with a lease, send, then mark sent — or back off and retry.
 
-Two row kinds live in the outbox:
+Three row kinds live in the outbox:
 * `incident` rows, written by `transitions` in the same transaction as the incident
   change (so a crash right after "incident opened" still has the row);
+* `slo_alert` rows, one per burn-rate state change of an SLO tier (`server.slo.alerting`),
+  fanned out exactly like incidents;
 * `delivery` rows, one per receiver, created from an incident row in one transaction
   that also marks the incident row done. Each delivery is retried on its own, so a
   Slack outage never re-sends the email that already went out.
@@ -12,7 +14,12 @@ A delivery is claimed by setting `lease_owner`/`lease_expires_at` in a short tra
 time; `sent_at` is set only after the channel accepted. A replica that dies mid-send
 leaves a lease that expires, and the row is sent by whoever comes next. A resolve or
 reminder waits until the same receiver accepted the incident's "opened" message, so a
-pager never sees a resolve for something it was not told about.
+pager never sees a resolve for something it was not told about; an SLO resolve likewise
+waits for every earlier change of the same SLO tier to that receiver.
+
+Alertmanager forgets a firing alert that is not re-posted within its resolve_timeout,
+so while an SLO tier fires, Alertmanager deliveries are re-posted every
+`Router.resend_seconds` (same labels: Alertmanager keeps one alert, sends one page).
 """
 
 from __future__ import annotations
@@ -28,7 +35,13 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, and_, func, or_, select, update
 
-from lightkeeper.server.engine.notify.message import Alert, DeliveryError
+from lightkeeper.server.engine.notify.message import (
+    SLO_ALERT_KIND,
+    Alert,
+    DeliveryError,
+    Notification,
+    SloAlert,
+)
 from lightkeeper.server.engine.notify.routing import Router
 from lightkeeper.server.engine.sql import insert_ignore, lock_rows
 from lightkeeper.server.engine.transitions import enqueue_alert
@@ -56,7 +69,7 @@ class _Claimed:
     id: int
     dedupe_key: str
     receiver: str
-    alert: Alert
+    alert: Notification
     attempts: int
 
 
@@ -122,25 +135,32 @@ class Dispatcher:
                     continue
                 alert = Alert.from_payload({**opened, "event": "reminder"})
                 enqueue_alert(conn, alert, f"incident:{row.id}:reminder:{n}", at)
+            if "alertmanager" in self.router.channels:
+                _keep_alive_slo_alerts(conn, every, at)
 
     def _fan_out(self, at: datetime) -> None:
         with self.engine.begin() as conn:
             query = (
-                select(outbox.c.id, outbox.c.dedupe_key, outbox.c.payload)
+                select(outbox.c.id, outbox.c.kind, outbox.c.dedupe_key, outbox.c.payload)
                 .where(
-                    outbox.c.kind == "incident", outbox.c.sent_at.is_(None), outbox.c.next_attempt_at <= at
+                    outbox.c.kind.in_(("incident", SLO_ALERT_KIND)),
+                    outbox.c.sent_at.is_(None),
+                    outbox.c.next_attempt_at <= at,
                 )
                 .order_by(outbox.c.id)
                 .limit(self.batch)
             )
             for row in conn.execute(lock_rows(conn, query, skip_locked=True)).all():
-                alert = Alert.from_payload(row.payload)
+                slo = row.kind == SLO_ALERT_KIND
+                alert: Notification = (
+                    SloAlert.from_payload(row.payload) if slo else Alert.from_payload(row.payload)
+                )
                 receivers = self.router.receivers_for(alert.severity)
                 deliveries = [
                     {
                         "dedupe_key": f"{row.dedupe_key}>{name}",
                         "kind": "delivery",
-                        "payload": {"receiver": name, "alert": row.payload},
+                        "payload": {"receiver": name, ("slo_alert" if slo else "alert"): row.payload},
                         "created_at": at,
                         "next_attempt_at": at,
                     }
@@ -170,9 +190,16 @@ class Dispatcher:
                     row.id,
                     row.dedupe_key,
                     row.payload["receiver"],
-                    Alert.from_payload(row.payload["alert"]),
+                    _notification(row.payload),
                     row.attempts,
                 )
+                if isinstance(item.alert, SloAlert):
+                    if _earlier_slo_change_pending(conn, item):
+                        wait = at + timedelta(seconds=self.retry.base_seconds)
+                        conn.execute(update(outbox).where(outbox.c.id == row.id).values(next_attempt_at=wait))
+                    else:
+                        claimed.append(item)
+                    continue
                 if item.alert.event == "reminder" and _resolved(conn, item.alert.incident_id):
                     skipped = {"sent_at": at, "last_error": "skipped: the incident was resolved"}
                     conn.execute(update(outbox).where(outbox.c.id == row.id).values(**skipped))
@@ -228,6 +255,55 @@ class Dispatcher:
             )
 
 
+def _notification(delivery: dict[str, Any]) -> Notification:
+    if "slo_alert" in delivery:
+        return SloAlert.from_payload(delivery["slo_alert"])
+    return Alert.from_payload(delivery["alert"])
+
+
+def _keep_alive_slo_alerts(conn: Connection, every: float, at: datetime) -> None:
+    """Re-post each firing SLO tier to Alertmanager once per `every` seconds it stays firing."""
+    latest: dict[str, tuple[str, dict[str, Any]]] = {}
+    rows = conn.execute(
+        select(outbox.c.dedupe_key, outbox.c.payload)
+        .where(outbox.c.kind == SLO_ALERT_KIND)
+        .order_by(outbox.c.id)
+    )
+    for key, payload in rows:
+        latest[f"{payload['slo']}:{payload['tier']}"] = (key, payload)
+    for key, payload in latest.values():
+        alert = SloAlert.from_payload(payload)
+        if not alert.firing or alert.started_at > at - timedelta(seconds=every):
+            continue
+        n = int((at - alert.started_at).total_seconds() // every)
+        row = {
+            "dedupe_key": f"{key}:resend:{n}>alertmanager",
+            "kind": "delivery",
+            "payload": {"receiver": "alertmanager", "slo_alert": payload},
+            "created_at": at,
+            "next_attempt_at": at,
+        }
+        insert_ignore(conn, outbox, [row], ["dedupe_key"])
+
+
+def _earlier_slo_change_pending(conn: Connection, item: _Claimed) -> bool:
+    """True while an earlier change of this SLO tier is unsent (not fanned out, or not to this receiver)."""
+    assert isinstance(item.alert, SloAlert)
+    same_tier = outbox.c.dedupe_key.startswith(item.alert.series_key, autoescape=True)
+    pending = conn.execute(
+        select(func.count()).where(
+            same_tier,
+            outbox.c.id < item.id,
+            outbox.c.sent_at.is_(None),
+            or_(
+                outbox.c.kind == SLO_ALERT_KIND,
+                outbox.c.dedupe_key.endswith(f">{item.receiver}", autoescape=True),
+            ),
+        )
+    ).scalar_one()
+    return bool(pending)
+
+
 def _opened_payload(conn: Connection, incident_id: int) -> dict[str, Any] | None:
     payload = conn.execute(
         select(outbox.c.payload).where(outbox.c.dedupe_key == f"incident:{incident_id}:opened")
@@ -244,6 +320,7 @@ def _resolved(conn: Connection, incident_id: int) -> bool:
 
 def _opened_pending(conn: Connection, item: _Claimed) -> bool:
     """True while this receiver has an unsent "opened" for the same incident."""
+    assert isinstance(item.alert, Alert)
     key = f"incident:{item.alert.incident_id}:opened>{item.receiver}"
     parent = f"incident:{item.alert.incident_id}:opened"
     pending = conn.execute(

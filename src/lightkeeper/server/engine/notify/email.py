@@ -8,20 +8,26 @@ from dataclasses import dataclass
 from email.message import EmailMessage
 
 from lightkeeper.server.engine.notify import secrets
-from lightkeeper.server.engine.notify.message import Alert, DeliveryError
+from lightkeeper.server.engine.notify.message import DeliveryError, Notification, SloAlert
 from lightkeeper.spec.models import EmailReceiver
 from lightkeeper.spec.probes import parse_host_port
 
 _TIMEOUT_SECONDS = 20
 
 
-def build_message(alert: Alert, receiver: EmailReceiver) -> EmailMessage:
+def build_message(alert: Notification, receiver: EmailReceiver) -> EmailMessage:
     message = EmailMessage()
-    status = "RESOLVED" if not alert.firing else "DOWN"
+    slo = isinstance(alert, SloAlert)
+    status = "RESOLVED" if not alert.firing else ("FIRING" if slo else "DOWN")
     message["Subject"] = f"[{status}] {alert.summary}"
     message["From"] = receiver.from_
     message["To"] = receiver.to
-    message.set_content(f"{alert.summary}\n\n{alert.description}\n\nIncident #{alert.incident_id}\n")
+    footer = (
+        f"SLO {alert.slo}, tier {alert.tier}"
+        if isinstance(alert, SloAlert)
+        else f"Incident #{alert.incident_id}"
+    )
+    message.set_content(f"{alert.summary}\n\n{alert.description}\n\n{footer}\n")
     return message
 
 
@@ -30,7 +36,7 @@ class EmailChannel:
     name: str
     receiver: EmailReceiver
 
-    async def send(self, alert: Alert) -> None:
+    async def send(self, alert: Notification) -> None:
         password = secrets.optional(
             self.receiver.auth_password_env, self.receiver.auth_password_file, "SMTP password"
         )

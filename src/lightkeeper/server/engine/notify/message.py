@@ -1,4 +1,4 @@
-"""The one notification shape every channel renders: an incident opened, resolved or still open."""
+"""The notification shapes every channel renders: an incident change, or an SLO burn-rate alert."""
 
 from __future__ import annotations
 
@@ -74,3 +74,80 @@ class Alert:
 
 class DeliveryError(Exception):
     """A channel refused or could not be reached; the text is stored, so it never holds a secret."""
+
+
+SLO_ALERT_KIND = "slo_alert"
+SloStatus = Literal["firing", "resolved"]
+
+
+@dataclass(frozen=True, slots=True)
+class SloAlert:
+    """A burn-rate alert shaped as the generated Prometheus rule raises it.
+
+    The labels are the alert's identity in Alertmanager, so they are exactly the
+    generated rule's labels (no server-only extras); `slo` and `tier` ride alongside
+    for ordering and display.
+    """
+
+    status: SloStatus
+    slo: str
+    tier: str
+    labels: dict[str, str]
+    annotations: dict[str, str]
+    started_at: datetime
+    resolved_at: datetime | None = None
+
+    @property
+    def firing(self) -> bool:
+        return self.status == "firing"
+
+    @property
+    def severity(self) -> Severity:
+        return self.labels["severity"]  # type: ignore[return-value]  # written from a validated spec
+
+    @property
+    def service(self) -> str:
+        return self.labels.get("service", "")
+
+    @property
+    def summary(self) -> str:
+        text = self.annotations.get("summary", self.labels.get("alertname", self.slo))
+        return text if self.firing else f"resolved: {text}"
+
+    @property
+    def description(self) -> str:
+        runbook = self.annotations.get("runbook_url")
+        text = self.annotations.get("description", "")
+        return f"{text}\nRunbook: {runbook}".strip() if runbook else text
+
+    @property
+    def series_key(self) -> str:
+        """Dedupe-key prefix shared by every state change of this SLO tier."""
+        return f"slo:{self.slo}:{self.tier}:"
+
+    def to_payload(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "slo": self.slo,
+            "tier": self.tier,
+            "labels": dict(self.labels),
+            "annotations": dict(self.annotations),
+            "started_at": self.started_at.isoformat(),
+            "resolved_at": self.resolved_at.isoformat() if self.resolved_at else None,
+        }
+
+    @classmethod
+    def from_payload(cls, data: dict[str, Any]) -> SloAlert:
+        resolved = data.get("resolved_at")
+        return cls(
+            status=data["status"],
+            slo=str(data["slo"]),
+            tier=str(data["tier"]),
+            labels={str(k): str(v) for k, v in data["labels"].items()},
+            annotations={str(k): str(v) for k, v in data["annotations"].items()},
+            started_at=datetime.fromisoformat(data["started_at"]),
+            resolved_at=datetime.fromisoformat(resolved) if resolved else None,
+        )
+
+
+Notification = Alert | SloAlert

@@ -9,11 +9,11 @@ import httpx
 
 from lightkeeper.server.engine.notify import secrets
 from lightkeeper.server.engine.notify.http_post import post_json
-from lightkeeper.server.engine.notify.message import Alert
+from lightkeeper.server.engine.notify.message import Notification
 from lightkeeper.spec.models import SlackReceiver
 
 
-def slack_body(alert: Alert, channel: str | None) -> dict[str, Any]:
+def slack_body(alert: Notification, channel: str | None) -> dict[str, Any]:
     mark = ":white_check_mark:" if not alert.firing else ":red_circle:"
     body: dict[str, Any] = {"text": f"{mark} *{alert.summary}*\n{alert.description}"}
     if channel:
@@ -27,7 +27,7 @@ class SlackChannel:
     receiver: SlackReceiver
     client: httpx.AsyncClient
 
-    async def send(self, alert: Alert) -> None:
+    async def send(self, alert: Notification) -> None:
         url = secrets.resolve(
             self.receiver.webhook_url_env, self.receiver.webhook_url_file, "Slack webhook URL"
         )

@@ -9,12 +9,14 @@ import httpx
 
 from lightkeeper.server.engine.notify import secrets
 from lightkeeper.server.engine.notify.http_post import post_json
-from lightkeeper.server.engine.notify.message import Alert
+from lightkeeper.server.engine.notify.message import Notification, SloAlert
 from lightkeeper.spec.models import WebhookReceiver
 
 
-def webhook_body(alert: Alert) -> dict[str, Any]:
+def webhook_body(alert: Notification) -> dict[str, Any]:
+    kind = "slo" if isinstance(alert, SloAlert) else "incident"
     return {
+        "kind": kind,
         **alert.to_payload(),
         "status": "firing" if alert.firing else "resolved",
         "summary": alert.summary,
@@ -28,7 +30,7 @@ class WebhookChannel:
     receiver: WebhookReceiver
     client: httpx.AsyncClient
 
-    async def send(self, alert: Alert) -> None:
+    async def send(self, alert: Notification) -> None:
         if not alert.firing and not self.receiver.send_resolved:
             return
         url = self.receiver.url or secrets.resolve(

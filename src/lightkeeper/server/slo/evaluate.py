@@ -1,0 +1,131 @@
+"""Stored samples -> the `/sla/status` SLO fields, through the shared math only.
+
+Every window is evaluated at the SLO's newest sample ("as of the last scrape"), not at
+the wall clock: `increase()` would otherwise extrapolate the last interval's traffic
+towards now, which is Prometheus's behaviour between scrapes but would make the
+reported SLI wobble with the request time. Budgets are over the SLO's period; the
+burn rates are the recorded-rule windows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Engine
+
+from lightkeeper import slo_math
+from lightkeeper.server.slo import samples
+from lightkeeper.spec.models import SLO
+
+_PAGE = ("critical", "high")
+Series = list[list[slo_math.Sample]]
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """One SLO's per-target good and total counter series and the time they are read at."""
+
+    good: Series
+    total: Series
+    end: float | None
+
+
+def tiers(slo: SLO) -> list[slo_math.TierSpec]:
+    """The spec's tiers, else the workbook's, with the same page/ticket switches as the generator."""
+    if slo.alerting.tiers is not None:
+        chosen = [
+            slo_math.TierSpec(
+                t.name, t.long_window, t.short_window, repr(t.budget_share), t.severity, t.for_ or "0s"
+            )
+            for t in slo.alerting.tiers
+        ]
+    else:
+        chosen = list(slo_math.DEFAULT_TIERS)
+    return [t for t in chosen if (slo.alerting.page if t.severity in _PAGE else slo.alerting.ticket)]
+
+
+def load(engine: Engine, slo: SLO, now: datetime, span_seconds: float) -> Loaded:
+    longest = max(span_seconds, *(slo_math.duration_seconds(w) for w in slo_math.BURN_WINDOWS))
+    stored = samples.read(engine, slo.name, now - timedelta(seconds=longest), now)
+    good = [[(s.at.timestamp(), s.good) for s in series] for series in stored.values()]
+    total = [[(s.at.timestamp(), s.total) for s in series] for series in stored.values()]
+    end = max((series[-1][0] for series in total if series), default=None)
+    return Loaded(good, total, end)
+
+
+def _summed_increase(series: Sequence[Sequence[slo_math.Sample]], start: float, end: float) -> float | None:
+    found = [v for s in series if (v := slo_math.increase(s, start, end)) is not None]
+    return sum(found) if found else None
+
+
+def ratio(loaded: Loaded, window_seconds: float, end: float | None = None) -> float | None:
+    at = loaded.end if end is None else end
+    if at is None:
+        return None
+    return slo_math.latency_error_ratio(loaded.good, loaded.total, at, window_seconds)
+
+
+def state(engine: Engine, slo: SLO, now: datetime, firing: Sequence[str] = ()) -> dict[str, Any]:
+    """One entry of the `slos` list (field names are a contract: see the README)."""
+    period = slo_math.period_seconds(slo.period)
+    loaded = load(engine, slo, now, period)
+    good = total = None
+    if loaded.end is not None:
+        good = _summed_increase(loaded.good, loaded.end - period, loaded.end)
+        total = _summed_increase(loaded.total, loaded.end - period, loaded.end)
+    b = slo_math.budget(slo.objective, period, good, total)
+    burn = {
+        w: _round(slo_math.burn_rate(ratio(loaded, slo_math.duration_seconds(w)), slo.objective))
+        for w in slo_math.BURN_WINDOWS
+    }
+    return {
+        "name": slo.name,
+        "kind": slo.sli.kind,
+        "objective_percent": slo.objective,
+        "period": slo.period,
+        "as_of": None if loaded.end is None else _iso(loaded.end),
+        "good_events": b.good,
+        "total_events": b.total,
+        "sli_percent": None if b.sli is None else _round(b.sli * 100),
+        "error_budget_minutes": _round(b.total_minutes),
+        "error_budget_remaining_minutes": _round(b.remaining_minutes),
+        "error_budget_remaining_ratio": _round(b.remaining_ratio),
+        "burn_rates": burn,
+        "time_to_exhaustion_seconds": _round(b.time_to_exhaustion_seconds),
+        "firing": list(firing),
+        "no_data": b.no_data,
+    }
+
+
+def history(engine: Engine, slo: SLO, now: datetime, days: int) -> list[dict[str, Any]]:
+    """Budget remaining over the period ending at each UTC day's end (today: now), oldest first."""
+    period = slo_math.period_seconds(slo.period)
+    today = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    loaded = load(engine, slo, now, period + days * 86400)
+    out: list[dict[str, Any]] = []
+    for back in range(days - 1, -1, -1):
+        day = today - timedelta(days=back)
+        end = min(now, day + timedelta(days=1)).timestamp()
+        good = _summed_increase(loaded.good, end - period, end)
+        total = _summed_increase(loaded.total, end - period, end)
+        b = slo_math.budget(slo.objective, period, good, total)
+        out.append(
+            {
+                "day": day.date().isoformat(),
+                "error_budget_remaining_ratio": _round(b.remaining_ratio),
+                "error_budget_remaining_minutes": _round(b.remaining_minutes),
+                "no_data": b.no_data,
+            }
+        )
+    return out
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 9)
