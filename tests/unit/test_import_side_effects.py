@@ -163,10 +163,14 @@ def test_cli_help_loads_neither_the_generators_nor_the_demo() -> None:
         "lightkeeper",
         "lightkeeper._version",
         "lightkeeper.cli",
+        "lightkeeper.cli.budget",
         "lightkeeper.cli.demo",
+        "lightkeeper.cli.deploy",
         "lightkeeper.cli.stack",
         "lightkeeper.server",
         "lightkeeper.server.cli",
+        "lightkeeper.server.cost",
+        "lightkeeper.server.cost.report",
     ]
     assert _loaded(result, "pydantic", "yaml", "jinja2", "httpx", *_RUNTIME) == []
     assert _ours(result) == []

@@ -20,7 +20,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
-from lightkeeper.spec.models import Spec
+from lightkeeper.spec.models import LocatedValueError, Spec
 from lightkeeper.spec.probes import PROBE_TYPES
 
 
@@ -101,6 +101,22 @@ def parse_spec(text: str, filename: str = "lightkeeper.yaml") -> Spec:
         raise SpecError([_problem(err, node, filename) for err in exc.errors(include_url=False)]) from None
 
 
+def problem_at(path: str | Path, loc: tuple[str | int, ...], message: str) -> Problem:
+    """Place an error found after validation (by the generators) at its value in the spec file.
+
+    `loc` may name list items by their `name:`; the field is shown with positions, as written.
+    A file that cannot be read or parsed any more still yields the field, at line 0.
+    """
+    filename = str(path)
+    try:
+        root = yaml.compose(Path(path).read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        root = None
+    if root is None:
+        return Problem(filename, 0, 0, _dotted(loc), message)
+    return Problem(filename, *_pos(_locate(root, loc)), _dotted(_walkable(root, loc)), message)
+
+
 # --- node positions -------------------------------------------------------------------
 def _pos(node: yaml.Node) -> tuple[int, int]:
     return node.start_mark.line + 1, node.start_mark.column + 1
@@ -133,9 +149,23 @@ def _locate(root: yaml.Node, loc: tuple[str | int, ...]) -> yaml.Node:
             match = next((v for k, v in node.value if str(k.value) == str(part)), None)
             if match is not None:
                 node = match
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
-            node = node.value[part]
+        elif isinstance(node, yaml.SequenceNode):
+            index = _index(node, part)
+            if index is not None:
+                node = node.value[index]
     return node
+
+
+def _index(node: yaml.SequenceNode, part: str | int) -> int | None:
+    """A list position, given as one or as the item's `name:` (how generators know an SLO)."""
+    if isinstance(part, int):
+        return part if part < len(node.value) else None
+    for i, item in enumerate(node.value):
+        if isinstance(item, yaml.MappingNode) and any(
+            str(k.value) == "name" and str(v.value) == part for k, v in item.value
+        ):
+            return i
+    return None
 
 
 def _dotted(loc: tuple[str | int, ...]) -> str:
@@ -150,6 +180,9 @@ def _problem(err: ErrorDetails, root: yaml.Node, filename: str) -> Problem:
     loc = tuple(err["loc"])
     if err["type"] == "union_tag_invalid" and "'type'" in str((err.get("ctx") or {}).get("discriminator")):
         loc = (*loc, "type")  # point at the probe's wrong `type:` value, not the whole entry
+    error = (err.get("ctx") or {}).get("error")
+    if err["type"] == "value_error" and isinstance(error, LocatedValueError):
+        loc = (*loc, *error.loc)  # a cross-field check names the value at fault itself
     if err["type"] == "extra_forbidden":
         node = _locate(root, loc[:-1])
         key_node = _key_node(node, str(loc[-1]))
@@ -180,9 +213,12 @@ def _walkable(root: yaml.Node, loc: tuple[str | int, ...]) -> tuple[str | int, .
                 continue
             out.append(part)
             node = match
+        elif isinstance(node, yaml.SequenceNode) and (index := _index(node, part)) is not None:
+            out.append(index)
+            node = node.value[index]
         elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
             out.append(part)
-            node = node.value[part] if part < len(node.value) else None
+            node = None
         else:
             if not _is_union_tag(part):
                 out.append(part)
@@ -206,7 +242,9 @@ def _explain(err: ErrorDetails, loc: tuple[str | int, ...]) -> str:
         return f"required key {name!r} is missing; add `{name}: ...` here"
     if kind == "value_error":
         return msg.removeprefix("Value error, ")
-    if kind in ("float_parsing", "float_type", "int_parsing", "int_type"):
+    if kind in ("int_parsing", "int_type", "int_from_float"):
+        return f"{msg.lower()}; write a whole number such as 50 (no unit, no quotes)"
+    if kind in ("float_parsing", "float_type"):
         return f"{msg.lower()}; write a plain number such as 0.5 or 99.9 (no unit, no %)"
     if kind in ("string_type",):
         return f"{msg.lower()}; write a quoted string"

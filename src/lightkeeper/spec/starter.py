@@ -1,9 +1,10 @@
 """The starter `lightkeeper.yaml` written by `lightkeeper init`.
 
-With `--app module:app` the FastAPI (or Starlette) app is imported and its route
-templates grouped by their first path segment after `/api` (and a version such as
-`v1`); each group gets a latency SLO, so the starter already describes the real
-service rather than a placeholder.
+With `--app module:app` the FastAPI (or Starlette) app is imported, its routes collected
+(mounted sub-apps included) and sorted into route groups by what they do: `auth` (login,
+tokens, sessions), `writes` (POST/PUT/PATCH/DELETE) and `reads` (GET/HEAD). Each group can
+get a latency SLO, so the starter describes the real service rather than a placeholder;
+how busy or how named a group is says nothing about whether users wait on it.
 """
 
 from __future__ import annotations
@@ -19,9 +20,22 @@ from typing import Any
 import jinja2
 
 # Framework plumbing that should not shape SLOs.
-_SKIP = re.compile(r"^/(docs|redoc|openapi\.json|metrics|health)(/|$)")
-_VERSION = re.compile(r"^v\d+$")
-MAX_LATENCY_SLOS = 3
+_SKIP = re.compile(
+    r"/(docs|redoc|openapi\.json|metrics|health\w*|healthz|livez|readyz|ping|favicon\.ico)(/|$)"
+)
+_AUTH = re.compile(
+    r"(^|/)[^/]*(login|logout|auth|token|session|signin|signup|sign-in|sign-up|password|oauth|sso)"
+)
+_WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+_READ_METHODS = frozenset({"GET", "HEAD"})
+_DEFAULT_TITLES = frozenset({"", "FastAPI", "Starlette"})
+
+# Group -> (latency threshold in seconds, a bucket of http_request_duration_seconds; what it covers).
+GROUPS: dict[str, tuple[float, str]] = {
+    "reads": (0.5, "Reads (GET) answered within 500 ms."),
+    "writes": (1.0, "Writes (POST, PUT, PATCH, DELETE) answered within 1 s."),
+    "auth": (1.0, "Sign-in, token and session requests answered within 1 s."),
+}
 
 
 class AppImportError(ValueError):
@@ -29,22 +43,35 @@ class AppImportError(ValueError):
 
 
 @dataclass(frozen=True)
+class Route:
+    path: str
+    methods: frozenset[str]
+
+
+@dataclass(frozen=True)
 class LatencySLO:
     name: str
     group: str
+    threshold: float
     description: str
 
 
+@dataclass(frozen=True)
+class AppInfo:
+    title: str | None
+    routes: list[Route]
+
+
 def service_name(text: str) -> str:
-    """A valid spec service name derived from e.g. the project folder."""
+    """A valid spec service name derived from e.g. the app's title or the project folder."""
     name = re.sub(r"[^a-z0-9_-]+", "-", text.lower()).strip("-_")
     if not name or not name[0].isalpha():
         name = f"svc-{name}" if name else "api"
     return name[:63]
 
 
-def app_routes(ref: str) -> list[str]:
-    """Route templates of `module:attribute`, importing from the current directory."""
+def load_app(ref: str) -> AppInfo:
+    """Title and routes of `module:attribute`, importing from the current directory."""
     module_name, _, attr = ref.partition(":")
     if not module_name or not attr:
         raise AppImportError(f"--app {ref!r}: write module:attribute, e.g. --app myservice.main:app")
@@ -61,44 +88,60 @@ def app_routes(ref: str) -> list[str]:
     app: Any = getattr(module, attr, None)
     if app is None:
         raise AppImportError(f"--app {ref!r}: {module_name} has no attribute {attr!r}")
-    found = sorted({p for p in _paths(app) if p.startswith("/") and not _SKIP.match(p)})
-    if not found:
+    routes = [r for r in _routes(app, "") if r.path.startswith("/") and not _SKIP.search(r.path)]
+    if not routes:
         raise AppImportError(f"--app {ref!r}: the app declares no routes to build SLOs from")
+    title = getattr(app, "title", None)
+    return AppInfo(title if isinstance(title, str) and title not in _DEFAULT_TITLES else None, routes)
+
+
+def _routes(app: Any, prefix: str) -> list[Route]:
+    """Every endpoint, descending into `Mount`s (sub-apps, routers mounted by path) with their prefix."""
+    found: list[Route] = []
+    for route in getattr(app, "routes", None) or []:
+        path = getattr(route, "path", None)
+        if not isinstance(path, str):
+            continue
+        inner = getattr(route, "routes", None)
+        if inner:  # a Mount: its own routes sit under its path
+            found.extend(_routes(route, prefix + path.rstrip("/")))
+            continue
+        methods = getattr(route, "methods", None)
+        if methods is None and hasattr(route, "endpoint"):
+            methods = {"GET"}
+        if methods:
+            found.append(Route(prefix + path, frozenset(str(m).upper() for m in methods)))
     return found
 
 
-def _paths(app: Any) -> list[str]:
-    """Route templates: FastAPI's OpenAPI paths (they include routers however mounted), else Starlette's."""
-    openapi = getattr(app, "openapi", None)
-    if callable(openapi):
-        try:
-            return [str(p) for p in openapi().get("paths", {})]
-        except Exception:  # noqa: S110 - a broken schema still leaves the plain route list
-            pass
-    return [p for r in getattr(app, "routes", []) if isinstance(p := getattr(r, "path", None), str)]
+def group_routes(routes: list[Route]) -> dict[str, list[str]]:
+    """`auth` by path; else `reads` when the template answers GET, else `writes`.
+
+    SLIs select by route template, not by method, so a template that both reads and
+    writes (GET and POST /items) counts where most traffic usually is: with the reads.
+    """
+    methods: dict[str, set[str]] = {}
+    for route in routes:  # one template may be declared once per method
+        methods.setdefault(route.path, set()).update(route.methods)
+    groups: dict[str, set[str]] = {}
+    for path, declared in methods.items():
+        if _AUTH.search(path.lower()):
+            kind = "auth"
+        elif declared & _READ_METHODS:
+            kind = "reads"
+        elif declared & _WRITE_METHODS:
+            kind = "writes"
+        else:
+            continue
+        groups.setdefault(kind, set()).add(path)
+    return {g: sorted(groups[g]) for g in GROUPS if g in groups}
 
 
-def group_routes(routes: list[str]) -> dict[str, list[str]]:
-    """`/api/v1/items/{id}` -> group `items`; routes outside /api group by their first segment."""
-    groups: dict[str, list[str]] = {}
-    for route in routes:
-        parts = [p for p in route.split("/") if p]
-        if parts and parts[0] == "api":
-            parts = parts[1:]
-        if parts and _VERSION.match(parts[0]):
-            parts = parts[1:]
-        head = next((p for p in parts if not p.startswith("{")), "root")
-        groups.setdefault(service_name(head), []).append(route)
-    return dict(sorted(groups.items()))
-
-
-def render(service: str, routes: list[str] | None = None) -> str:
-    """The commented starter spec; route groups and latency SLOs when routes are known."""
+def render(service: str, routes: list[Route] | None = None, slo_groups: list[str] | None = None) -> str:
+    """The commented starter spec; route groups, and latency SLOs for `slo_groups` (default: all)."""
     groups = group_routes(routes) if routes else {}
-    busiest = sorted(groups, key=lambda g: (-len(groups[g]), g))[:MAX_LATENCY_SLOS]
-    latency = [
-        LatencySLO(f"{g}-latency", g, f"{g} requests answered within 500 ms.") for g in sorted(busiest)
-    ]
+    chosen = [g for g in groups if slo_groups is None or g in slo_groups]
+    latency = [LatencySLO(f"{g}-latency", g, GROUPS[g][0], GROUPS[g][1]) for g in chosen]
     text = resources.files("lightkeeper.spec").joinpath("templates/starter.yaml.j2").read_text("utf-8")
     # Renders YAML, not HTML: escaping would corrupt quotes in route templates.
     env = jinja2.Environment(

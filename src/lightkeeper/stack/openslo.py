@@ -30,7 +30,16 @@ _CALENDAR_START = "2024-01-01 00:00:00"
 
 
 class OpenSLOError(ValueError):
-    """The OpenSLO input cannot be mapped to a Lightkeeper SLO."""
+    """The OpenSLO input cannot be mapped to a Lightkeeper SLO; `line` is 1-based, 0 when unknown.
+
+    The position is kept apart from the message so the caller can prefix its own file name
+    (the parser only ever sees text).
+    """
+
+    def __init__(self, message: str, line: int = 0, column: int = 0) -> None:
+        super().__init__(message)
+        self.line = line
+        self.column = column
 
 
 # --- export ---------------------------------------------------------------------------------
@@ -294,8 +303,14 @@ def import_yaml(text: str, service: str | None = None) -> str:
     """The `route_groups:` and `slos:` YAML for lightkeeper.yaml."""
     try:
         docs = [d for d in yaml.safe_load_all(text) if d is not None]
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line, column = (mark.line + 1, mark.column + 1) if mark else (0, 0)
+        raise OpenSLOError(
+            f"not valid YAML ({exc.problem or exc.context}); check indentation and quoting", line, column
+        ) from None
     except yaml.YAMLError as exc:
-        raise OpenSLOError(f"not valid YAML: {exc}") from None
+        raise OpenSLOError(f"not valid YAML ({exc.__class__.__name__})") from None
     slos, groups = import_documents(docs, service)
     out: dict[str, Any] = {}
     if groups:

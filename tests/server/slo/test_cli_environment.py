@@ -6,7 +6,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from lightkeeper.cli import app, main  # noqa: F401  (main registers the commands)
+from lightkeeper.cli import _register, app
 
 
 def test_unknown_environment_exits_2_with_the_known_ones(tmp_path: Path) -> None:
@@ -15,6 +15,7 @@ def test_unknown_environment_exits_2_with_the_known_ones(tmp_path: Path) -> None
         "service: shop\nenvironments:\n  prod:\n    targets: ['127.0.0.1:1']\n"
         "  staging:\n    targets: ['127.0.0.1:2']\n"
     )
+    _register()
     db = f"sqlite:///{tmp_path / 'lk.db'}"
     result = CliRunner().invoke(app, ["server", "--spec", str(spec), "--db", db, "--environment", "prdo"])
     assert result.exit_code == 2, result.output

@@ -70,10 +70,10 @@ def test_init_reads_routes_from_an_app(tmp_path: Path, monkeypatch: pytest.Monke
     assert code == 0, out
     spec = load_spec(tmp_path / "lightkeeper.yaml")
     assert spec.route_groups == {
-        "orders": ["/api/v1/orders", "/api/v1/orders/{order_id}"],
-        "users": ["/api/users/me"],
+        "reads": ["/api/users/me", "/api/v1/orders/{order_id}"],
+        "writes": ["/api/v1/orders"],
     }
-    assert {s.name for s in spec.slos} == {"availability", "orders-latency", "users-latency"}
+    assert {s.name for s in spec.slos} == {"availability", "reads-latency", "writes-latency"}
     code, out = _run("init", "--app", "nope_module:app", "--force")
     assert code == 1 and "importing nope_module failed" in out
 

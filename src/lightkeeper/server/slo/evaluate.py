@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import Engine
 
 from lightkeeper import slo_math
-from lightkeeper.server.slo import samples
+from lightkeeper.server.slo import index, samples
 from lightkeeper.spec.models import SLO
 
 _PAGE = ("critical", "high")
@@ -69,18 +69,27 @@ def ratio(loaded: Loaded, window_seconds: float, end: float | None = None) -> fl
 
 
 def state(engine: Engine, slo: SLO, now: datetime, firing: Sequence[str] = ()) -> dict[str, Any]:
-    """One entry of the `slos` list (field names are a contract: see the README)."""
+    """One entry of the `slos` list (field names are a contract: see the README).
+
+    Read through `index` (hour summaries, decoded once) rather than `load`: the same
+    `increase()` numbers, but 100 SLOs over 30 days at 15 s take milliseconds each.
+    """
     period = slo_math.period_seconds(slo.period)
-    loaded = load(engine, slo, now, period)
+    longest = max(period, *(slo_math.duration_seconds(w) for w in slo_math.BURN_WINDOWS))
+    series = index.load(engine, slo.name, now - timedelta(seconds=longest), now)
+    end = max((s.lasts[-1] for s in series if s.hours), default=None)
     good = total = None
-    if loaded.end is not None:
-        good = _summed_increase(loaded.good, loaded.end - period, loaded.end)
-        total = _summed_increase(loaded.total, loaded.end - period, loaded.end)
+    if end is not None:
+        good = index.summed(series, 0, end - period, end)
+        total = index.summed(series, 1, end - period, end)
     b = slo_math.budget(slo.objective, period, good, total)
     burn = {
-        w: _round(slo_math.burn_rate(ratio(loaded, slo_math.duration_seconds(w)), slo.objective))
+        w: _round(
+            slo_math.burn_rate(_indexed_ratio(series, end, slo_math.duration_seconds(w)), slo.objective)
+        )
         for w in slo_math.BURN_WINDOWS
     }
+    loaded = Loaded([], [], end)
     return {
         "name": slo.name,
         "kind": slo.sli.kind,
@@ -98,6 +107,17 @@ def state(engine: Engine, slo: SLO, now: datetime, firing: Sequence[str] = ()) -
         "firing": list(firing),
         "no_data": b.no_data,
     }
+
+
+def _indexed_ratio(series: list[index.Series], end: float | None, window: float) -> float | None:
+    """`slo_math.latency_error_ratio` over indexed series: (total - good) ÷ total rates."""
+    if end is None:
+        return None
+    total = index.summed(series, 1, end - window, end)
+    good = index.summed(series, 0, end - window, end)
+    if total is None or good is None or total == 0:
+        return None
+    return (total / window - good / window) / (total / window)
 
 
 def history(engine: Engine, slo: SLO, now: datetime, days: int) -> list[dict[str, Any]]:
