@@ -184,7 +184,7 @@ def increase(samples: Sequence[Sample], start: float, end: float) -> float | Non
     inside = [s for s in samples if start <= s[0] <= end]
     if len(inside) < 2:
         return None
-    first_t, first_v = inside[0]
+    first_v = inside[0][1]
     last_t, last_v = inside[-1]
     result = last_v - first_v
     previous = 0.0
@@ -192,10 +192,16 @@ def increase(samples: Sequence[Sample], start: float, end: float) -> float | Non
         if value < previous:
             result += previous  # a reset: the counter went back to 0 and rose again
         previous = value
+    return extrapolate(result, inside[0], last_t, len(inside), start, end)
+
+
+def extrapolate(result: float, first: Sample, last_t: float, count: int, start: float, end: float) -> float:
+    """`increase()`'s edge extrapolation of a reset-corrected sampled delta (count >= 2 samples)."""
+    first_t, first_v = first
     to_start = first_t - start
     to_end = end - last_t
     sampled = last_t - first_t
-    average = sampled / (len(inside) - 1)
+    average = sampled / (count - 1)
     if result > 0 and first_v >= 0:
         to_zero = sampled * (first_v / result)
         if to_zero < to_start:
