@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 from rich.console import Console
@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 SpecPath = Annotated[Path, typer.Option("--spec", "-s", help="The spec file to read.")]
 OutPath = Annotated[Path, typer.Option("--out", "-o", help="Folder the stack configuration goes to.")]
 WriteTo = Annotated[Path | None, typer.Option("--out", "-o", help="Write here instead of standard output.")]
+Target = Literal["compose", "kubernetes"]
 DEFAULT_SPEC = Path("lightkeeper.yaml")
 DEFAULT_OUT = Path("observability")
 
@@ -80,28 +81,65 @@ def init(
         ),
     ] = None,
     service: Annotated[
-        str | None, typer.Option("--service", help="Service name (default: the folder's name).")
+        str | None,
+        typer.Option("--service", help="Service name (default: the app's title, else the folder's name)."),
     ] = None,
+    slo: Annotated[
+        str | None,
+        typer.Option("--slo", help="Route groups that get a latency SLO, e.g. reads,writes (with --app)."),
+    ] = None,
+    yes: Annotated[
+        bool, typer.Option("--yes", "-y", help="Accept every proposed SLO without asking.")
+    ] = False,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing spec.")] = False,
 ) -> None:
     """Write a commented starter lightkeeper.yaml (and its JSON Schema for editors)."""
+    import sys
+
     from lightkeeper.spec import starter
     from lightkeeper.spec.models import model_json_schema
 
     if path.exists() and not force:
         raise _fail(f"{path} already exists; pass --force to overwrite it, or --path to write elsewhere")
     try:
-        routes = starter.app_routes(app) if app else None
+        found = starter.load_app(app) if app else None
     except starter.AppImportError as exc:
         raise _fail(str(exc)) from None
-    name = service or starter.service_name(Path.cwd().name)
-    text = starter.render(name, routes)
+    routes = found.routes if found else None
+    groups = starter.group_routes(routes) if routes else {}
+    if slo is not None:
+        chosen: list[str] | None = [g.strip() for g in slo.split(",") if g.strip()]
+        unknown = sorted(set(chosen or []) - set(groups))
+        if unknown:
+            offered = ", ".join(groups) or "none (pass --app)"
+            raise _fail(f"--slo {', '.join(unknown)}: not a route group of this app; found: {offered}")
+    elif groups and not yes and sys.stdin.isatty():
+        chosen = _ask_slos(groups)
+    else:
+        chosen = None  # every proposed group
+    name = service or (found.title if found and found.title else Path.cwd().name)
+    text = starter.render(name, routes, chosen)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")
     schema = path.parent / "lightkeeper.schema.json"
     schema.write_text(json.dumps(model_json_schema(), indent=2, sort_keys=True) + "\n", encoding="utf-8")
     console.print(f"wrote {path} and {schema}")
     console.print("next: edit the targets and receivers, then run `lightkeeper generate`")
+
+
+def _ask_slos(groups: dict[str, list[str]]) -> list[str]:
+    """One yes/no per route group, showing the routes it covers, so the user picks what matters."""
+    from rich.prompt import Confirm
+
+    from lightkeeper.spec.starter import GROUPS
+
+    chosen = []
+    for group, routes in groups.items():
+        shown = ", ".join(routes[:4]) + (f" and {len(routes) - 4} more" if len(routes) > 4 else "")
+        console.print(f"[bold]{group}[/]: {escape(shown)}", highlight=False)
+        if Confirm.ask(f"  latency SLO: {GROUPS[group][1]}", default=True, console=console):
+            chosen.append(group)
+    return chosen
 
 
 def generate(
@@ -113,6 +151,14 @@ def generate(
             "--profile", help="`test` shortens windows, `for:` and intervals 60x for end-to-end tests."
         ),
     ] = "default",
+    target: Annotated[
+        Target,
+        typer.Option(
+            "--target",
+            help="`compose`: config files for one Docker host; `kubernetes`: Prometheus Operator resources"
+            " and Helm values.",
+        ),
+    ] = "compose",
 ) -> None:
     """Write Prometheus, Alertmanager, Grafana, Loki, Tempo, Alloy configs, runbooks and rule tests."""
     from rich.table import Table
@@ -125,7 +171,7 @@ def generate(
     with _spinner() as progress:
         progress.add_task(f"generating {out}/ from {spec}", total=None)
         try:
-            files = run(loaded, out, profile)
+            files = run(loaded, out, profile, target)
         except GenerationError as exc:
             raise _generation_failed(spec, exc) from None
         except (OutputError, ValueError) as exc:
@@ -138,7 +184,10 @@ def generate(
     for top, count in sorted(tops.items()):
         table.add_row(top, str(count))
     console.print(table)
-    console.print(f"next: `lightkeeper check --out {out}` validates it with promtool and amtool")
+    if target == "kubernetes":
+        console.print(f"next: `kubectl apply --server-side -R -f {out}/kubernetes`; Helm values: {out}/helm")
+    else:
+        console.print(f"next: `lightkeeper check --out {out}` validates it with promtool and amtool")
 
 
 def check(

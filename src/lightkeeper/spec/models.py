@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from lightkeeper import catalogue
+from lightkeeper.spec.kubernetes import KubernetesSection
 from lightkeeper.spec.probes import PROBES_EXAMPLE, ConnectivityCheck, Probe, unique_probe_names
 from lightkeeper.spec.server import SERVER_EXAMPLE, ServerSection
 
@@ -569,6 +570,9 @@ class Spec(StrictModel):
     probes: list[Probe] = Field(default_factory=list, examples=[PROBES_EXAMPLE])
     connectivity_check: ConnectivityCheck | None = None
     server: ServerSection = Field(default_factory=lambda: ServerSection(), examples=[SERVER_EXAMPLE])
+    kubernetes: KubernetesSection | None = Field(
+        default=None, description="Where the service runs in Kubernetes (`generate --target kubernetes`)"
+    )
 
     @field_validator("probes")
     @classmethod

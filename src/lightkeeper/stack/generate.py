@@ -16,6 +16,7 @@ from lightkeeper.stack import (
     alloy,
     compose,
     grafana,
+    kubernetes,
     loki,
     prometheus,
     rule_tests,
@@ -52,8 +53,8 @@ def render_all(spec: Spec, profile: str | None = None) -> dict[str, str]:
     return dict(sorted(files.items()))
 
 
-def generate(spec: Spec, out: Path, profile: str | None = None) -> dict[str, str]:
-    """Render everything, then replace `out` with it atomically; returns the files written."""
-    files = render_all(spec, profile)
+def generate(spec: Spec, out: Path, profile: str | None = None, target: str = "compose") -> dict[str, str]:
+    """Render everything for `target`, then replace `out` with it atomically; returns the files written."""
+    files = kubernetes.render(spec, profile) if target == "kubernetes" else render_all(spec, profile)
     write_atomic(files, out)
     return files
