@@ -831,6 +831,15 @@ LLM_UNPRICED_CALLS = Signal(
     group="llm",
     bounded={"provider": _PROVIDER, "model": _MODEL},
 )
+LLM_EVENTS_DROPPED = Signal(
+    "lightkeeper_llm_events_dropped_total",
+    "counter",
+    "LLM cost events never delivered to the server: buffer full while it was unreachable, or refused.",
+    ("reason",),
+    emitter="sdk",
+    group="llm",
+    bounded={"reason": "buffer_full | rejected"},
+)
 
 # --- Lightkeeper's own plumbing ------------------------------------------------------
 MAINTENANCE = Signal(

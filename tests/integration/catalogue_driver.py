@@ -15,7 +15,9 @@ import contextlib
 import http.server
 import json
 import os
+import socket
 import threading
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -168,6 +170,37 @@ def drive_llm() -> None:
         with contextlib.suppress(openai.RateLimitError):
             client.chat.completions.create(model="gpt-4o", messages=prompt)
         client.close()
+    drive_llm_shipping()
+
+
+def drive_llm_shipping() -> None:
+    """Cost events for a server that is not there: a tiny buffer overflows and drops are counted."""
+    from lightkeeper.sdk.llm import events
+    from lightkeeper.sdk.llm.shipper import Shipper
+
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    shipper = Shipper(url, "token", buffer_size=1, flush_interval=60.0)
+    shipper.start()
+    event = events.CostEvent(
+        timestamp=datetime.now(UTC),
+        provider="openai",
+        model="gpt-4o",
+        operation="chat",
+        status="ok",
+        input_tokens=1,
+        output_tokens=1,
+        cache_read_tokens=0,
+        cache_write_tokens=0,
+        reasoning_tokens=0,
+        cost_usd=0.0,
+        price_source="test",
+        latency_seconds=0.1,
+    )
+    shipper(event)
+    shipper(event)  # beyond the buffer: dropped and counted
+    shipper.close(timeout=5)
 
 
 def flush_spans(timeout: float = 10.0) -> None:

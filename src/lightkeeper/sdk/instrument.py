@@ -82,6 +82,11 @@ class InstrumentOptions(TypedDict, total=False):
     llm_max_models: int
     llm_prices: dict[str, dict[str, float]]
     llm_user_salt: str | None
+    llm_events_url: str | None
+    llm_events_token: str | None
+    llm_events_buffer_size: int
+    llm_events_batch_size: int
+    llm_events_flush_interval_seconds: float
     rum_enabled: bool
     rum_path: str
     rum_script_path: str
@@ -132,6 +137,10 @@ def instrument(
         from lightkeeper.sdk.llm import instrument_llm
 
         instrument_llm()
+    elif config.llm_events_url:
+        from lightkeeper.sdk.llm.shipper import install
+
+        install(config)
 
     if not hasattr(app, "build_middleware_stack"):
         return LightkeeperMiddleware(app, runtime)

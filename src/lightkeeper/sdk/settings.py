@@ -117,6 +117,15 @@ class Settings(BaseSettings):
     llm_prices: dict[str, dict[str, float]] = Field(default_factory=dict)
     # Salt of the user-id hash on cost events; unset: a random salt per process.
     llm_user_salt: str | None = Field(None, repr=False)
+    # Cost events shipped to the Lightkeeper server's ingest API (`POST /api/llm/events`)
+    # when `llm_events_url` is set (the server's base URL), with `llm_events_token` as the
+    # bearer token. They wait in a bounded buffer (beyond it they are dropped and counted)
+    # and are sent in batches from a background thread at most this often.
+    llm_events_url: str | None = None
+    llm_events_token: str | None = Field(None, repr=False)
+    llm_events_buffer_size: int = Field(10_000, ge=1, le=1_000_000)
+    llm_events_batch_size: int = Field(500, ge=1, le=1000)
+    llm_events_flush_interval_seconds: float = Field(5.0, gt=0.0, le=300.0)
 
     # Browser RUM (lightkeeper.sdk.rum): the middleware serves the snippet at
     # `rum_script_path` and takes its beacons at `rum_path`. Beacons over the size
@@ -134,7 +143,7 @@ class Settings(BaseSettings):
             raise ValueError("must be an absolute URL path such as '/metrics'")
         return value.rstrip("/")
 
-    @field_validator("otlp_endpoint", "sentry_dsn")
+    @field_validator("otlp_endpoint", "sentry_dsn", "llm_events_url")
     @classmethod
     def _url(cls, value: str | None) -> str | None:
         if value is None or not value.strip():

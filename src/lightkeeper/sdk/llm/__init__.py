@@ -30,9 +30,18 @@ __all__ = [
 def instrument_llm() -> list[str]:
     """Patch every OpenAI and Anthropic client class that is installed; returns which were.
 
+    With `llm_events_url` set, cost events are also shipped to the server from here on.
+
     A provider whose library is not installed is skipped silently: a service using only
     one of them needs nothing else.
     """
+    from lightkeeper.sdk import settings as settings_module
+    from lightkeeper.sdk.llm.shipper import install
+
+    current = settings_module._current  # what instrument() last remembered
+    settings = current if current is not None else settings_module.load_settings()
+    if settings.llm_events_url:
+        install(settings)
     done: list[str] = []
     if importlib.util.find_spec("openai") is not None:
         from lightkeeper.sdk.llm.openai import instrument_openai
