@@ -7,6 +7,9 @@
 | SAAS_REDIS_URL      | unset (no Redis readiness check)         |
 | SAAS_SECRET_KEY     | random per process                       |
 | SAAS_FLAKY_RATE     | 0.2 (share of /api/flaky calls that fail) |
+| SAAS_OPENAI_BASE_URL | unset (the OpenAI API when SAAS_OPENAI_API_KEY is set) |
+| SAAS_OPENAI_API_KEY | unset (no LLM: the summary route answers 503) |
+| SAAS_WORKFLOW_INTERVAL | 60 (seconds between workflow gauge samples) |
 """
 
 from __future__ import annotations
@@ -31,6 +34,9 @@ class AppConfig:
     # explicitly or a token issued by one worker is rejected by the next.
     secret_key: str
     flaky_rate: float
+    openai_base_url: str | None = None
+    openai_api_key: str | None = None
+    workflow_interval: float = 60.0
 
     @classmethod
     def from_env(cls, database_url: str | None = None) -> AppConfig:
@@ -47,4 +53,7 @@ class AppConfig:
             redis_url=os.environ.get("SAAS_REDIS_URL") or None,
             secret_key=os.environ.get("SAAS_SECRET_KEY") or secrets.token_urlsafe(32),
             flaky_rate=rate,
+            openai_base_url=os.environ.get("SAAS_OPENAI_BASE_URL") or None,
+            openai_api_key=os.environ.get("SAAS_OPENAI_API_KEY") or None,
+            workflow_interval=float(os.environ.get("SAAS_WORKFLOW_INTERVAL", "60")),
         )

@@ -91,3 +91,8 @@ class ApprovalOut(_Out):
     item_id: int
     approver_id: int
     created_at: UtcDatetime
+
+
+class SummaryOut(BaseModel):
+    item_id: int
+    summary: str

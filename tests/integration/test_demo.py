@@ -11,13 +11,18 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from genai_prices.data_snapshot import get_snapshot
+from genai_prices.types import TieredPrices
 
 from lightkeeper import catalogue
+from lightkeeper.demo.llm_fake import DEFAULT_OPENAI_USAGE
 from tests.support import services
 
 pytestmark = pytest.mark.integration
@@ -107,6 +112,61 @@ def test_json_summary_matches_what_the_generator_sent() -> None:
     assert states == {"app-ready": ("http", "up", None), "app-health": ("http", "up", None)}
     server_port = int(monitor["status_page_url"].rsplit(":", 1)[1].strip("/"))
     assert not listening(server_port), "the lightkeeper server was left running"
+    check_product_signals(summary, sent)
+
+
+def per_million(model: str, key: str) -> Decimal:
+    """USD per million tokens from genai-prices' table, read here independently of the SDK."""
+    _, info = get_snapshot().find_provider_model(model, None, "openai", None)
+    value = getattr(info.get_prices(datetime.now(UTC)), key)
+    return value.base if isinstance(value, TieredPrices) else value
+
+
+def check_product_signals(summary: dict[str, Any], sent: Counter[tuple[str, str, str]]) -> None:
+    """LLM cost, usage counts, workflow gauges and SLO budgets carry the run's real numbers."""
+    product = summary["product"]
+    # every answered summary request made one priced LLM call against the local fake
+    calls = sent[("POST", "/api/items/{item_id}/summary", "200")]
+    assert calls > 0
+    [llm] = product["llm"]
+    assert (llm["provider"], llm["model"], llm["requests"]) == ("openai", "gpt-4o-mini", {"ok": calls})
+    usage = DEFAULT_OPENAI_USAGE
+    one_call = (
+        usage["prompt_tokens"] * per_million("gpt-4o-mini", "input_mtok")
+        + usage["completion_tokens"] * per_million("gpt-4o-mini", "output_mtok")
+    ) / Decimal(1_000_000)
+    assert llm["cost_usd"] > 0
+    assert llm["cost_usd"] == pytest.approx(float(one_call * calls), rel=1e-9)
+
+    # usage events: exactly the successful writes the generator made
+    counts = product["usage"]
+    assert counts["login_succeeded"] == sent[("POST", "/api/auth/login", "200")] > 0
+    assert counts["content_item_created"] == sent[("POST", "/api/workspaces/{workspace_id}/items", "201")] > 0
+    assert counts["comment_added"] == sent[("POST", "/api/items/{item_id}/comments", "201")]
+    assert counts["content_item_approved"] == sent[("POST", "/api/items/{item_id}/approve", "200")]
+    assert counts["workspace_created"] == sent[("POST", "/api/orgs/{org_id}/workspaces", "201")]
+    assert counts["feedback_report_submitted"] == 0  # declared, never sent: present at 0
+    assert product["auth_attempts"]["password/success"] == counts["login_succeeded"]
+    assert product["auth_attempts"]["password/failure"] == sent[("POST", "/api/auth/login", "401")]
+    flaky = product["dependencies"]["inventory sync"]
+    assert flaky.get("other", 0) == sent[("GET", "/api/flaky", "500")]
+
+    # workflow gauges: the seeded items plus every one created, by status, none stuck yet
+    statuses = product["workflow"]["content_item"]
+    assert sum(statuses.values()) >= counts["content_item_created"]
+    assert statuses["other"] == 0
+    assert product["stuck"]["content_item"] == {"30m": 0, "24h": 0}
+
+    # SLO budgets from the server, which scraped the app itself
+    slos = {s["name"]: s for s in summary["monitor"]["slos"]}
+    assert set(slos) == {"availability", "content-latency"}
+    availability = slos["availability"]
+    assert availability["no_data"] is False and availability["error_budget_minutes"] == pytest.approx(2160)
+    # /api/flaky fails, so some of the 5 % budget is spent, but not all of it
+    assert 0 < availability["error_budget_remaining_ratio"] < 1
+    assert availability["error_budget_remaining_minutes"] == pytest.approx(
+        availability["error_budget_remaining_ratio"] * 2160, abs=0.01
+    )
 
 
 def test_human_summary_on_stdout() -> None:
@@ -116,6 +176,8 @@ def test_human_summary_on_stdout() -> None:
     expected = [
         "saas-api 1.4.2 (demo)", "error rate (5xx)", "latency p99", "exact match",
         "Top routes by traffic", "/api/workspaces/{workspace_id}/items", "Health: pass",
+        "LLM calls (priced offline)", "gpt-4o-mini", "Workflow (sampled from the database)",
+        "Usage events and sign-ins", "login_succeeded", "SLOs (lightkeeper server)", "availability",
     ]  # fmt: skip
     for text in expected:
         assert text in out, text

@@ -257,3 +257,70 @@ def test_api_probes_are_read_defensively() -> None:
     assert parse_probes(
         [{"name": "a", "type": "http", "state": "down", "last_error": "got 503"}, "junk"]
     ) == [ProbeStatus("a", "http", "down", None, "got 503")]
+
+
+# --- product signals and SLO budgets ---------------------------------------------------
+
+PRODUCT_TEXT = """\
+# TYPE lightkeeper_llm_cost_usd counter
+lightkeeper_llm_cost_usd_total{provider="openai",model="gpt-4o-mini",operation="summarise"} 0.0000144
+lightkeeper_llm_cost_usd_total{provider="openai",model="gpt-4o-mini",operation="chat"} 0.0000048
+# TYPE lightkeeper_llm_requests counter
+lightkeeper_llm_requests_total{provider="openai",model="gpt-4o-mini",operation="summarise",status="ok"} 3
+lightkeeper_llm_requests_total{provider="openai",model="gpt-4o-mini",operation="chat",status="error"} 1
+# TYPE usage_events counter
+usage_events_total{event="content_item_created",plan="free"} 2
+usage_events_total{event="content_item_created",plan="team"} 5
+usage_events_total{event="login_succeeded",plan=""} 7
+# TYPE workflow_entities gauge
+workflow_entities{entity="content_item",status="draft"} 4
+workflow_entities{entity="content_item",status="other"} 0
+# TYPE workflow_stuck_entities gauge
+workflow_stuck_entities{entity="content_item",status="processing",threshold="30m"} 2
+workflow_stuck_entities{entity="content_item",status="publishing",threshold="30m"} 1
+"""
+
+
+def test_product_metrics_sum_label_values_per_event_and_model() -> None:
+    from lightkeeper.demo.product import parse_product_metrics
+
+    product = parse_product_metrics(PRODUCT_TEXT)
+    [model] = product.llm
+    assert (model.model, model.requests) == ("gpt-4o-mini", {"error": 1, "ok": 3})
+    assert model.cost_usd == pytest.approx(0.0000192) == product.llm_cost_usd
+    assert product.llm_requests == 4
+    assert product.usage == {"content_item_created": 7, "login_succeeded": 7}
+    assert product.workflow == {"content_item": {"draft": 4, "other": 0}}
+    assert product.stuck == {"content_item": {"30m": 3}}  # over every processing status
+    assert product.auth_attempts == {} and product.dependencies == {}
+
+
+def test_product_metrics_reject_invalid_text() -> None:
+    from lightkeeper.demo.product import parse_product_metrics
+
+    with pytest.raises(ValueError):
+        parse_product_metrics('usage_events_total{event="x" 1\n')
+
+
+def test_slos_parse_and_budget_text() -> None:
+    from lightkeeper.demo.monitor import parse_slos
+    from lightkeeper.demo.report import budget_text, usd
+
+    document = {
+        "slos": [
+            {"name": "a", "objective_percent": 99.5, "sli_percent": 99.8, "error_budget_minutes": 216.0,
+             "error_budget_remaining_minutes": 129.6, "error_budget_remaining_ratio": 0.6, "firing": [],
+             "no_data": False},
+            {"name": "b", "error_budget_minutes": 216.0, "error_budget_remaining_minutes": -643.7,
+             "error_budget_remaining_ratio": -2.98, "firing": ["page-fast"], "no_data": False},
+            {"name": "c", "error_budget_remaining_ratio": None, "no_data": True},
+            "not an object",
+        ]
+    }  # fmt: skip
+    a, b, c = parse_slos(document)
+    assert budget_text(a).plain == "60.0% (130 of 216 min)" and budget_text(a).style == "green"
+    assert budget_text(b).plain == "-298.0% (-644 of 216 min)" and budget_text(b).style == "red"
+    assert b.firing == ["page-fast"]
+    assert budget_text(c).plain == "no data"
+    assert parse_slos({"slos": "nope"}) == [] == parse_slos(None)
+    assert usd(0.0000192) == "$0.000019" and usd(12.5) == "$12.50"

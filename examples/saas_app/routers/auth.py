@@ -6,6 +6,7 @@ import structlog
 from fastapi import APIRouter, HTTPException, Request, status
 from sqlalchemy import select
 
+import lightkeeper
 from examples.saas_app.db import SessionDep
 from examples.saas_app.models import User
 from examples.saas_app.schemas import LoginRequest, TokenResponse
@@ -24,7 +25,10 @@ def login(body: LoginRequest, request: Request, session: SessionDep) -> TokenRes
     if user is None or not password_ok:
         # Log who failed by outcome only: the attempted email is personal data.
         log.warning("user_login_failed", reason="invalid_credentials")
+        lightkeeper.auth_attempt(outcome="failure", method="password")
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "invalid email or password")
     log.info("user_login", user_id=user.id)
+    lightkeeper.auth_attempt(outcome="success", method="password")
+    lightkeeper.usage("login_succeeded")
     token = issue_token(user.id, request.app.state.config.secret_key)
     return TokenResponse(access_token=token, expires_in=TOKEN_TTL_SECONDS)

@@ -64,7 +64,8 @@ def create_item(workspace_id: int, body: ItemCreate, user: CurrentUser, session:
     item = ContentItem(workspace_id=workspace.id, author_id=user.id, title=body.title, body=body.body)
     session.add(item)
     session.commit()
-    lightkeeper.usage("content_item_created")
+    # Every demo tenant is on the team plan; a real app reads it from the organization.
+    lightkeeper.usage("content_item_created", plan="team")
     log.info("content_item_created", item_id=item.id, workspace_id=workspace.id)
     return ItemOut.model_validate(item)
 
@@ -127,7 +128,8 @@ def publish_item(
 
 
 def push_to_cdn(sessions: Callable[[], Session], item_id: int) -> None:
-    time.sleep(0.05)  # stands in for rendering and uploading the page
+    with lightkeeper.track_dependency("cdn", "upload"):
+        time.sleep(0.05)  # stands in for rendering and uploading the page
     with sessions() as session:
         item = session.get(ContentItem, item_id)
         if item is None or item.status != ContentStatus.APPROVED:

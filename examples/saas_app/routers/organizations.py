@@ -48,6 +48,7 @@ def create_workspace(
     workspace = Workspace(organization_id=org.id, name=body.name)
     session.add(workspace)
     session.commit()
+    lightkeeper.usage("workspace_created")
     return WorkspaceOut.model_validate(workspace)
 
 

@@ -7,6 +7,7 @@ import random
 
 from fastapi import APIRouter, Request
 
+import lightkeeper
 from examples.saas_app.access import CurrentUser
 
 router = APIRouter(prefix="/api", tags=["reports"])
@@ -41,6 +42,7 @@ async def slow_report(user: CurrentUser) -> dict[str, object]:
 
 @router.get("/flaky")
 async def flaky(request: Request, user: CurrentUser) -> dict[str, str]:
-    if request.app.state.failures.next_fails():
-        raise InventorySyncError("inventory service returned an invalid response")
+    with lightkeeper.track_dependency("inventory", "sync"):
+        if request.app.state.failures.next_fails():
+            raise InventorySyncError("inventory service returned an invalid response")
     return {"inventory": "in sync"}

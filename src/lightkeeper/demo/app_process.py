@@ -17,7 +17,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -127,7 +127,12 @@ def _listen(port: int) -> socket.socket:
 
 @contextlib.contextmanager
 def example_app(
-    *, port: int, database_url: str, workdir: Path, ready_timeout: float = 30.0
+    *,
+    port: int,
+    database_url: str,
+    workdir: Path,
+    ready_timeout: float = 30.0,
+    extra_env: Mapping[str, str] | None = None,
 ) -> Iterator[RunningApp]:
     """Start the example app, wait until /health/ready answers 200, stop it on exit."""
     check_requirements()
@@ -145,6 +150,7 @@ def example_app(
         # behind the metrics token (the default).
         "LIGHTKEEPER_HEALTH_DETAILS": os.environ.get("LIGHTKEEPER_HEALTH_DETAILS", "always"),
         "PYTHONPATH": os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")])),
+        **(extra_env or {}),
     }
     command = [sys.executable, "-m", "uvicorn", APP_REF, "--fd", str(sock.fileno()), "--no-access-log"]
     with log_path.open("wb") as log, contextlib.closing(sock):

@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -25,6 +25,27 @@ import yaml
 from lightkeeper.demo.app_process import DemoError, exit_with_parent, log_tail, stop
 
 PROBE_INTERVAL_SECONDS = 5
+# The server scrapes the app's /metrics this often for the SLOs (production: 15 s or more).
+SCRAPE_INTERVAL_SECONDS = 1
+# SLOs a run of a few seconds can show a real budget for: the example app's /api/flaky
+# fails one call in five (about 1 % of the demo's requests) and its slow report often
+# takes over half a second, so a stricter objective would show every budget overspent.
+DEMO_SLOS: list[dict[str, Any]] = [
+    {
+        "name": "availability",
+        "description": "Requests answered without a 5xx.",
+        "objective": 95,
+        "period": "30d",
+        "sli": {"kind": "availability"},
+    },
+    {
+        "name": "content-latency",
+        "description": "Content reads and writes answered within 500 ms.",
+        "objective": 95,
+        "period": "30d",
+        "sli": {"kind": "latency", "threshold_seconds": 0.5, "route_group": "content"},
+    },
+]
 # The server prints this once it listens; with --port 0 it is the only way to learn the port.
 _URL_LINE = re.compile(r"status page at (http://\S+)")
 _CLI = "import sys; from lightkeeper.cli import main; sys.argv[0] = 'lightkeeper'; main()"
@@ -41,9 +62,22 @@ class ProbeStatus:
 
 
 @dataclass(frozen=True)
+class SloStatus:
+    name: str
+    objective_percent: float | None
+    sli_percent: float | None
+    error_budget_minutes: float | None
+    error_budget_remaining_minutes: float | None
+    error_budget_remaining_ratio: float | None
+    firing: list[str]
+    no_data: bool
+
+
+@dataclass(frozen=True)
 class MonitorSummary:
     status_page_url: str
     probes: list[ProbeStatus]
+    slos: list[SloStatus] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -105,7 +139,11 @@ def demo_probes(app_url: str, database_url: str, environ: Mapping[str, str]) -> 
 def write_spec(path: Path, app_url: str, probes: list[dict[str, Any]]) -> None:
     spec = {
         "service": "saas-api",
-        "environments": {"prod": {"targets": [urlsplit(app_url).netloc]}},
+        "environments": {
+            "prod": {"targets": [urlsplit(app_url).netloc], "scrape_interval": f"{SCRAPE_INTERVAL_SECONDS}s"}
+        },
+        "route_groups": {"content": ["/api/workspaces/{workspace_id}/items", "/api/items/{item_id}"]},
+        "slos": DEMO_SLOS,
         "probes": probes,
     }
     path.write_text(yaml.safe_dump(spec, sort_keys=False), encoding="utf-8")
@@ -197,3 +235,58 @@ def parse_probes(document: Any) -> list[ProbeStatus]:
         for item in document
         if isinstance(item, dict)
     ]
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def parse_slos(document: Any) -> list[SloStatus]:
+    """The `slos` list of `/sla/status`; anything malformed reads as no SLOs or null numbers."""
+    items = document.get("slos") if isinstance(document, dict) else None
+    if not isinstance(items, list):
+        return []
+    return [
+        SloStatus(
+            name=str(item.get("name", "?")),
+            objective_percent=_number(item.get("objective_percent")),
+            sli_percent=_number(item.get("sli_percent")),
+            error_budget_minutes=_number(item.get("error_budget_minutes")),
+            error_budget_remaining_minutes=_number(item.get("error_budget_remaining_minutes")),
+            error_budget_remaining_ratio=_number(item.get("error_budget_remaining_ratio")),
+            firing=[str(tier) for tier in item.get("firing") or []],
+            no_data=bool(item.get("no_data", True)),
+        )
+        for item in items
+        if isinstance(item, dict)
+    ]
+
+
+def read_slos(running: RunningMonitor, summary: MonitorSummary, *, timeout: float = 15.0) -> MonitorSummary:
+    """`summary` with each SLO's budget, once the server has scraped the traffic just sent.
+
+    Called after the traffic ends: two scrape intervals later the server has a sample
+    taken after the last request, so the budget covers the whole run.
+    """
+    time.sleep(2 * SCRAPE_INTERVAL_SECONDS + 0.5)
+    deadline = time.monotonic() + timeout
+    last = "no answer yet"
+    with httpx.Client(timeout=5.0) as client:
+        while time.monotonic() < deadline:
+            try:
+                response = client.get(f"{running.status_page_url.rstrip('/')}/sla/status")
+            except httpx.HTTPError as exc:
+                last = type(exc).__name__
+            else:
+                if response.status_code == 200:
+                    slos = parse_slos(response.json())
+                    if slos and not any(s.no_data for s in slos):
+                        return replace(summary, slos=slos)
+                    last = "no SLO has data yet"
+                else:
+                    last = f"HTTP {response.status_code}"
+            time.sleep(SCRAPE_INTERVAL_SECONDS)
+    raise DemoError(
+        f"the server had no SLO numbers after {timeout:.0f} s ({last}). "
+        f"Last lines of its log:\n{log_tail(running.log_path)}"
+    )

@@ -9,7 +9,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from lightkeeper.demo.monitor import MonitorSummary
+from lightkeeper.demo.monitor import MonitorSummary, SloStatus
+from lightkeeper.demo.product import ProductSummary
 from lightkeeper.demo.runner import DemoSummary
 
 
@@ -101,6 +102,70 @@ def _monitor_table(monitor: MonitorSummary) -> Table:
     return table
 
 
+def _table(title: str, *columns: str, right: tuple[str, ...] = ()) -> Table:
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    for column in columns:
+        table.add_column(column, justify="right" if column in right else "left")
+    return table
+
+
+def budget_text(slo: SloStatus) -> Text:
+    """Remaining budget as a share and in minutes; red once overspent, yellow below a quarter."""
+    ratio, minutes = slo.error_budget_remaining_ratio, slo.error_budget_remaining_minutes
+    if slo.no_data or ratio is None or minutes is None:
+        return Text("no data", style="dim")
+    style = "red" if ratio < 0 else "yellow" if ratio < 0.25 else "green"
+    return Text(f"{ratio:.1%} ({minutes:,.0f} of {slo.error_budget_minutes or 0:,.0f} min)", style=style)
+
+
+def slo_table(slos: list[SloStatus]) -> Table:
+    table = _table("SLOs (lightkeeper server)", "slo", "objective", "SLI", "budget remaining", "firing",
+                   right=("objective", "SLI", "budget remaining"))  # fmt: skip
+    for slo in slos:
+        objective = "-" if slo.objective_percent is None else f"{slo.objective_percent:g} %"
+        sli = "-" if slo.sli_percent is None else f"{slo.sli_percent:.2f} %"
+        table.add_row(slo.name, objective, sli, budget_text(slo), ", ".join(slo.firing) or "-")
+    return table
+
+
+def usd(value: float) -> str:
+    """Dollars with enough digits to show a fraction of a cent (one small call costs ~$0.00001)."""
+    return f"${value:,.2f}" if value >= 1 else f"${value:.6f}"
+
+
+def llm_table(product: ProductSummary) -> Table:
+    table = _table("LLM calls (priced offline)", "provider", "model", "calls", "errors", "cost",
+                   right=("calls", "errors", "cost"))  # fmt: skip
+    for model in product.llm:
+        errors = sum(n for status, n in model.requests.items() if status != "ok")
+        table.add_row(
+            model.provider, model.model, f"{sum(model.requests.values()):,}", str(errors), usd(model.cost_usd)
+        )
+    if len(product.llm) > 1:
+        table.add_row("total", "", f"{product.llm_requests:,}", "", usd(product.llm_cost_usd))
+    return table
+
+
+def workflow_table(product: ProductSummary) -> Table:
+    table = _table("Workflow (sampled from the database)", "entity", "by status", "stuck")
+    for entity, statuses in product.workflow.items():
+        counts = ", ".join(f"{status} {n}" for status, n in statuses.items() if n) or "none"
+        stuck = ", ".join(f"> {t}: {n}" for t, n in product.stuck.get(entity, {}).items()) or "-"
+        table.add_row(entity, counts, stuck)
+    return table
+
+
+def usage_table(product: ProductSummary) -> Table:
+    table = _table("Usage events and sign-ins", "event", "count", right=("count",))
+    for event, count in product.usage.items():
+        table.add_row(event, f"{count:,}")
+    for key, count in product.auth_attempts.items():
+        table.add_row(f"sign-in {key}", f"{count:,}")
+    for dependency, outcomes in product.dependencies.items():
+        table.add_row(f"dependency {dependency}", ", ".join(f"{o} {n}" for o, n in outcomes.items()))
+    return table
+
+
 def render(summary: DemoSummary, console: Console) -> None:
     service = summary.service
     name = f"{service.get('service', '?')} {service.get('version', '')} ({service.get('environment', '')})"
@@ -117,6 +182,15 @@ def render(summary: DemoSummary, console: Console) -> None:
     if summary.traffic.transport_errors:
         errors = ", ".join(f"{name} x{count}" for name, count in summary.traffic.transport_errors.items())
         console.print(f"[yellow]Requests that got no response:[/] {errors}")
+    product = summary.product
+    if product.llm:
+        console.print(llm_table(product))
+    if product.workflow:
+        console.print(workflow_table(product))
+    if product.usage or product.auth_attempts or product.dependencies:
+        console.print(usage_table(product))
     if summary.monitor is not None:
         console.print(_monitor_table(summary.monitor))
+        if summary.monitor.slos:
+            console.print(slo_table(summary.monitor.slos))
         console.print(f"Status page: {summary.monitor.status_page_url}", highlight=False)

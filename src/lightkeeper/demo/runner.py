@@ -13,14 +13,16 @@ import os
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 
 from lightkeeper.demo.app_process import DemoError, RunningApp, example_app, log_tail, redact_url
-from lightkeeper.demo.monitor import MonitorSummary, monitor, read_probes
+from lightkeeper.demo.llm_fake import LLMFake
+from lightkeeper.demo.monitor import MonitorSummary, monitor, read_probes, read_slos
+from lightkeeper.demo.product import ProductSummary, parse_product_metrics
 from lightkeeper.demo.summary import (
     HttpMetrics,
     HttpSummary,
@@ -30,6 +32,11 @@ from lightkeeper.demo.summary import (
     summarize_http,
 )
 from lightkeeper.demo.traffic import TrafficLog, run_traffic
+
+# The route whose every answered call made one LLM call (a 502 is a failed one).
+SUMMARY_ROUTE = ("POST", "/api/items/{item_id}/summary")
+# The workflow gauges are sampled this often in the demo (the app's default is 60 s).
+WORKFLOW_INTERVAL_SECONDS = 1
 
 # Requests the client has seen answered may still be finishing inside the app
 # (a background task after the response); give the counters this long to catch up.
@@ -85,6 +92,7 @@ class DemoSummary:
     traffic: TrafficSummary
     reconciliation: Reconciliation
     health: HealthSnapshot
+    product: ProductSummary = field(default_factory=ProductSummary)
     monitor: MonitorSummary | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -107,6 +115,8 @@ def run_demo(
         workdir = Path(tmp)
         database_url = options.database_url or f"sqlite:///{workdir / 'saas.db'}"
         database = redact_url(options.database_url) if options.database_url else "SQLite (temporary file)"
+        # The app's writing assistant calls this local OpenAI-shaped fake with the real client.
+        llm = stack.enter_context(LLMFake())
         on_status(f"Starting the example app (database: {database})")
         app = stack.enter_context(
             example_app(
@@ -114,6 +124,11 @@ def run_demo(
                 database_url=database_url,
                 workdir=workdir,
                 ready_timeout=options.ready_timeout,
+                extra_env={
+                    "SAAS_OPENAI_BASE_URL": f"{llm.url}/v1",
+                    "SAAS_OPENAI_API_KEY": "demo-key-for-the-local-fake",
+                    "SAAS_WORKFLOW_INTERVAL": str(WORKFLOW_INTERVAL_SECONDS),
+                },
             )
         )
         on_status(f"Example app ready at {app.base_url}")
@@ -136,7 +151,12 @@ def run_demo(
             )
         )
         metrics = settled_metrics(app, expected=log.total)
+        llm_calls = sum(log.requests[(*SUMMARY_ROUTE, code)] for code in ("200", "502"))
+        product = settled_product(app, llm_calls=llm_calls)
         health = read_health(app)
+        monitored = None
+        if running is not None:
+            monitored = read_slos(running, read_probes(running))
         summary = DemoSummary(
             service=metrics.build,
             base_url=app.base_url,
@@ -148,7 +168,8 @@ def run_demo(
             traffic=summarize_traffic(log),
             reconciliation=reconcile(log.requests, metrics.requests),
             health=health,
-            monitor=read_probes(running) if running is not None else None,
+            product=product,
+            monitor=monitored,
         )
         on_summary(summary)
         if options.keep_running:
@@ -196,6 +217,21 @@ def settled_metrics(app: RunningApp, *, expected: int, settle: float = SETTLE_SE
             raise _fail(app, f"/metrics is not valid Prometheus text ({exc})") from None
         if metrics.total >= expected or time.monotonic() >= deadline:
             return metrics
+        time.sleep(0.05)
+
+
+def settled_product(app: RunningApp, *, llm_calls: int, settle: float = SETTLE_SECONDS) -> ProductSummary:
+    """The product signals once every LLM call is recorded (cost is recorded off the call path)
+    and the workflow gauges have had a sample after the traffic."""
+    time.sleep(WORKFLOW_INTERVAL_SECONDS + 0.2)
+    deadline = time.monotonic() + settle
+    while True:
+        try:
+            product = parse_product_metrics(scrape(app))
+        except ValueError as exc:
+            raise _fail(app, f"/metrics is not valid Prometheus text ({exc})") from None
+        if product.llm_requests >= llm_calls or time.monotonic() >= deadline:
+            return product
         time.sleep(0.05)
 
 

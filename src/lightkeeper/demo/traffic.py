@@ -241,6 +241,11 @@ class _Session:
         item_id = self.item() or 1
         await self.call("GET", "/api/items/{item_id}/export", item_id=item_id, user=self.user())
 
+    async def summarise(self) -> None:
+        """Ask the writing assistant (one LLM call, priced by the app) for an item's summary."""
+        item_id = self.item() or 1
+        await self.call("POST", "/api/items/{item_id}/summary", item_id=item_id, user=self.user())
+
     async def slow_report(self) -> None:
         await self.call("GET", "/api/reports/slow", user=self.user())
 
@@ -278,6 +283,7 @@ MIX: tuple[tuple[str, Action, int], ...] = (
     ("approve", _Session.approve, 4),
     ("publish", _Session.publish, 2),
     ("export", _Session.export, 4),
+    ("summarise", _Session.summarise, 3),
     ("slow_report", _Session.slow_report, 3),
     ("flaky", _Session.flaky, 6),
     ("missing_item", _Session.missing_item, 2),
