@@ -3,24 +3,21 @@ SLO, no console errors, and no serious or critical axe-core violations."""
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-import uvicorn
 from sqlalchemy import Engine
 
 from lightkeeper.server.config import ServerConfig
 from lightkeeper.server.http.app import create_app
 from lightkeeper.server.slo import samples
 from lightkeeper.server.store.db import make_engine, upgrade
-from tests.server.http.test_status_page_browser import CHROMIUM, axe_source
+from tests.server.browser import axe_source, chromium, console_problems, serious_violations, serve
 from tests.server.slo.test_embedded import spec_for
 
-__all__ = ["axe_source"]  # the npm axe-core fixture, shared with the status page test
+__all__ = ["axe_source"]  # the npm axe-core fixture, shared with the other page tests
 pytestmark = pytest.mark.integration
 
 
@@ -41,56 +38,28 @@ def served(store: Engine) -> Iterator[str]:
         samples.append(store, "api-availability", "a:1", samples.Sample(at, 990.0 * step, 1000.0 * step))
         samples.append(store, "api-latency", "a:1", samples.Sample(at, 1000.0 * step, 1000.0 * step))
     config = ServerConfig(spec=spec_for("a:1"))
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(config, store, instrument=False), host="127.0.0.1", port=0, log_config=None)
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert server.started
-    port = server.servers[0].sockets[0].getsockname()[1]
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serve(create_app(config, store, instrument=False)) as url:
+        yield url
 
 
 def test_slo_page_in_chromium(served: str, axe_source: str) -> None:
-    if not CHROMIUM.exists():
-        pytest.fail("Debian's chromium is needed: apt-get install -y chromium")
-    from playwright.sync_api import sync_playwright
+    with chromium() as browser:
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        problems = console_problems(page)
+        response = page.goto(served + "/", wait_until="load")
+        assert response is not None and response.status == 200
+        page.get_by_role("link", name="SLOs").click()
+        page.wait_for_load_state("load")
+        assert page.url == served + "/slo"
+        assert page.locator("h1").inner_text().strip() == "Service level objectives"
+        sections = page.locator("section.slo")
+        assert sections.count() == 2
+        assert page.locator("section.slo svg.burn-down").count() == 2
+        for i in range(2):
+            assert sections.nth(i).locator("svg").count() == 1
+            assert sections.nth(i).locator("polyline").get_attribute("points")
+        availability = sections.filter(has_text="api-availability").inner_text()
+        assert "error budget left" in availability and "No data" not in availability
 
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            problems: list[str] = []
-            page.on("console", lambda m: problems.append(m.text) if m.type in ("error", "warning") else None)
-            page.on("pageerror", lambda e: problems.append(str(e)))
-            response = page.goto(served + "/", wait_until="load")
-            assert response is not None and response.status == 200
-            page.get_by_role("link", name="SLOs").click()
-            page.wait_for_load_state("load")
-            assert page.url == served + "/slo"
-            assert page.locator("h1").inner_text().strip() == "Service level objectives"
-            sections = page.locator("section.slo")
-            assert sections.count() == 2
-            assert page.locator("section.slo svg.burn-down").count() == 2
-            for i in range(2):
-                assert sections.nth(i).locator("svg").count() == 1
-                assert sections.nth(i).locator("polyline").get_attribute("points")
-            availability = sections.filter(has_text="api-availability").inner_text()
-            assert "error budget left" in availability and "No data" not in availability
-
-            page.add_script_tag(content=axe_source)
-            result = page.evaluate("async () => await axe.run(document)")
-            serious = [
-                f"{v['id']}: {v['help']} ({len(v['nodes'])} nodes)"
-                for v in result["violations"]
-                if v["impact"] in ("serious", "critical")
-            ]
-            assert serious == []
-            assert problems == []
-        finally:
-            browser.close()
+        assert serious_violations(page, axe_source) == []
+        assert problems == []
