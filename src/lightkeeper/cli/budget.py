@@ -92,16 +92,25 @@ def from_server(server: str, timeout: float, token: str | None) -> list[Reading]
     return readings
 
 
-def from_prometheus(prometheus: str, spec: Spec, timeout: float) -> list[Reading]:
-    """Budgets from the whole-period error ratio the generated rules record, via the shared math."""
+def from_prometheus(prometheus: str, spec: Spec, timeout: float, profile: str = "default") -> list[Reading]:
+    """Budgets from the whole-period error ratio the generated rules record, via the shared math.
+
+    `profile` is the one the rules were generated with: it scales the period window, which
+    names the recording rule (`--profile test` records `ratio_rate12h` for a 30d period).
+    """
     from lightkeeper import slo_math
+    from lightkeeper.stack.profile import get_profile
     from lightkeeper.stack.slo import period_window
     from lightkeeper.stack.slo_rules import slo_error_ratio_record
 
+    try:
+        scale = get_profile(profile)
+    except ValueError as exc:
+        raise GateError(str(exc)) from None
     readings = []
     url = f"{prometheus.rstrip('/')}/api/v1/query"
     for slo in spec.slos:
-        record = slo_error_ratio_record(period_window(slo.period))
+        record = slo_error_ratio_record(scale.window(period_window(slo.period)))
         query = f'{record}{{service="{spec.service}",slo="{slo.name}"}}'
         body = _get_json(url, {"query": query}, timeout, None)
         if not isinstance(body, dict) or body.get("status") != "success":
@@ -163,6 +172,9 @@ def check(
     token_env: Annotated[
         str, typer.Option("--token-env", help="Environment variable holding the server's reader token.")
     ] = "LIGHTKEEPER_TOKEN",  # noqa: S107 - the variable's name, not a secret
+    profile: Annotated[
+        str, typer.Option("--profile", help="With --prometheus: the profile the rules were generated with.")
+    ] = "default",
 ) -> None:
     """Exit 0 if every selected error budget is above --min-remaining, 1 if not, 2 if unknown."""
     try:
@@ -175,7 +187,7 @@ def check(
             readings = from_server(server, timeout, os.environ.get(token_env) or None)
         else:
             assert prometheus is not None
-            readings = from_prometheus(prometheus, _spec(spec_path), timeout)
+            readings = from_prometheus(prometheus, _spec(spec_path), timeout, profile)
         chosen = select(readings, slo or [])
         if not chosen:
             raise GateError("no SLO to check: the source reports none")

@@ -3,8 +3,10 @@
 OpenSLO describes an SLI as PromQL queries and one lookback window per alert
 condition, so two things travel in `metadata.annotations` under `lightkeeper.dev/`:
 the SLI as Lightkeeper reads it (kind, routes, threshold, bad status set) and the
-multi-window burn-rate tiers as JSON. An export therefore imports back unchanged,
-and other OpenSLO tools still get real ratio queries they can run.
+alerting block as the spec wrote it (custom tiers included, even those `page: false`
+switches off), with the resolved multi-window burn-rate tiers as JSON for other
+readers. An export therefore imports back equal to the spec's SLO, and other
+OpenSLO tools still get real ratio queries they can run.
 
 A document without those annotations is mapped from its queries when they read
 Lightkeeper's own HTTP metrics (a `status_code` matcher makes an availability SLI,
@@ -20,7 +22,7 @@ import promql_parser
 import yaml
 
 from lightkeeper import catalogue as cat
-from lightkeeper.spec.models import SLO, AvailabilitySLI, Spec
+from lightkeeper.spec.models import SLO, AvailabilitySLI, LatencySLI, Spec, duration_seconds
 from lightkeeper.stack import promql
 from lightkeeper.stack.slo import tier_data
 
@@ -65,6 +67,8 @@ def _queries(spec: Spec, slo: SLO) -> dict[str, Any]:
             f"sum(rate({cat.HTTP_REQUESTS.name}{{{m},status_code=~{promql.quote(slo.sli.bad_status)}}}[5m]))"
         )
         return {"counter": True, "bad": _source(bad), "total": _source(total)}
+    if not isinstance(slo.sli, LatencySLI):
+        raise TypeError(f"SLO {slo.name!r}: {slo.sli.kind} SLIs have no OpenSLO query")
     le = promql.le_label(slo.sli.threshold_seconds)
     name = cat.HTTP_REQUEST_DURATION.name
     good = f"sum(rate({name}_bucket{{{m},le={promql.quote(le)}}}[5m]))"
@@ -88,14 +92,14 @@ def _time_window(period: str) -> dict[str, Any]:
 
 def _annotations(spec: Spec, slo: SLO) -> dict[str, str]:
     sli: dict[str, Any] = {"kind": slo.sli.kind}
-    if slo.sli.routes:
+    if slo.sli.routes is not None:  # [] and None both mean the whole service, but the spec said which
         sli["routes"] = list(slo.sli.routes)
     if slo.sli.route_group:
         sli["route_group"] = slo.sli.route_group
         sli["route_group_routes"] = list(spec.route_groups[slo.sli.route_group])
     if isinstance(slo.sli, AvailabilitySLI):
         sli["bad_status"] = slo.sli.bad_status
-    else:
+    elif isinstance(slo.sli, LatencySLI):
         sli["threshold_seconds"] = slo.sli.threshold_seconds
     tiers = [
         {
@@ -108,13 +112,9 @@ def _annotations(spec: Spec, slo: SLO) -> dict[str, str]:
         }
         for t in tier_data(slo)
     ]
-    alerting = {
-        "page": slo.alerting.page,
-        "ticket": slo.alerting.ticket,
-        "min_requests": slo.alerting.min_requests,
-        "no_data_for": slo.alerting.no_data_for,
-        "custom_tiers": slo.alerting.tiers is not None,
-    }
+    # The spec's own alerting block: `burn-rate-tiers` above is what generates (filtered by
+    # page/ticket, `for` defaulted), so it cannot give the custom tiers back.
+    alerting = slo.alerting.model_dump(mode="json", by_alias=True)
     return {
         f"{PREFIX}sli": json.dumps(sli, sort_keys=True),
         f"{PREFIX}burn-rate-tiers": json.dumps(tiers, sort_keys=True),
@@ -127,6 +127,8 @@ def export_documents(spec: Spec) -> list[dict[str, Any]]:
     """One SLI and one SLO document per SLO, in spec order."""
     docs: list[dict[str, Any]] = []
     for slo in spec.slos:
+        if slo.sli.kind == "probe":
+            continue  # computed by the server from its probes; no metric query to export
         sli_name = f"{slo.name}-sli"
         docs.append(
             {
@@ -232,8 +234,9 @@ def _import_slo(doc: dict[str, Any], slis: dict[str, Any]) -> tuple[SLO, tuple[s
     }
     if f"{PREFIX}alerting" in annotations:
         alerting = json.loads(annotations[f"{PREFIX}alerting"])
+        # Exports before the alerting block carried its tiers only flagged them as custom.
         custom = alerting.pop("custom_tiers", False)
-        if custom and f"{PREFIX}burn-rate-tiers" in annotations:
+        if custom and "tiers" not in alerting and f"{PREFIX}burn-rate-tiers" in annotations:
             alerting["tiers"] = json.loads(annotations[f"{PREFIX}burn-rate-tiers"])
         data["alerting"] = alerting
     try:
@@ -255,9 +258,13 @@ def _period(name: str, windows: list[dict[str, Any]]) -> str:
         if duration == "1M":
             return "calendar_month"
         raise OpenSLOError(f"SLO {name!r}: calendar windows other than one month (1M) are not supported")
-    if duration.endswith(("m", "h", "d", "w")) and duration[:-1].isdigit():
-        return duration
-    raise OpenSLOError(f"SLO {name!r}: rolling window {duration!r} is not a duration such as 28d or 30d")
+    try:
+        duration_seconds(duration)
+    except ValueError:
+        raise OpenSLOError(
+            f"SLO {name!r}: rolling window {duration!r} is not a duration such as 28d or 30d"
+        ) from None
+    return duration
 
 
 def _selectors(query: str) -> list[Any]:
