@@ -45,6 +45,11 @@ _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
 # The burn-rate windows `/sla/status` reports, shortest first.
 BURN_WINDOWS: tuple[str, ...] = ("5m", "30m", "1h", "2h", "6h", "1d", "3d")
 
+# The generated rules record each window's error ratio as `<prefix><window>` (e.g.
+# `slo:sli_error:ratio_rate5m`, labels service, environment, slo); the server's
+# Prometheus mode reads them back by this name.
+ERROR_RATIO_RECORD_PREFIX = "slo:sli_error:ratio_rate"
+
 
 def to_decimal(value: float | int | str | Decimal) -> Decimal:
     """The decimal a person meant: floats via their shortest repr, so 99.9 stays 99.9."""

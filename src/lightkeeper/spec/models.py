@@ -8,7 +8,7 @@ whole stack understands. Unknown keys are errors (`extra="forbid"`): a misspelt
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -119,7 +119,21 @@ class LatencySLI(StrictModel):
     route_group: str | None = None
 
 
-SLI = Annotated[AvailabilitySLI | LatencySLI, Field(discriminator="kind")]
+class ProbeSLI(StrictModel):
+    """Good time is the time `probe` (one of `probes`) was up; down time is bad, time-weighted.
+
+    Computed by the lightkeeper server from its own probe results (as `/sla/uptime`);
+    it has no Prometheus series, so `lightkeeper generate` writes no rules for it.
+    """
+
+    kind: Literal["probe"]
+    probe: str = Field(min_length=1, description="Name of an entry in probes")
+    # not fields: a probe SLI counts no routes, and code reading any SLI's routes sees None
+    routes: ClassVar[None] = None
+    route_group: ClassVar[None] = None
+
+
+SLI = Annotated[AvailabilitySLI | LatencySLI | ProbeSLI, Field(discriminator="kind")]
 
 
 class BurnRateTier(StrictModel):
@@ -201,6 +215,7 @@ ALERT_FAMILIES: dict[str, str] = {
     "celery_workers_min": "fewer live workers than this",
     "celery_workers_down": "no Celery worker answers Prometheus' scrape (any value enables it)",
     "workflow_stuck": "entities stuck in a processing status",
+    "workflow_sample_stale_seconds": "age of the last good workflow sample",
     "llm_cost_usd_per_hour": "LLM spend rate",
     "health_check_failing": "a readiness dependency failing (any value enables it)",
     "telemetry_missing": "no metrics from a target (any value enables it)",
@@ -211,6 +226,7 @@ ALERT_FAMILIES: dict[str, str] = {
     "server_scheduler_lag_seconds": "how late the lightkeeper server starts its probes",
     "server_outbox_depth": "notifications waiting in the lightkeeper server's outbox",
     "usage_quiet_ratio": "a core usage event's rate over its rate a week before (alerts below this)",
+    "usage_failure_ratio": "share of a usage event's occurrences with a failed outcome (0..1)",
     "feedback_reports": "feedback_report_submitted events per second (any report: 0)",
     "usage_events_dropped": "usage() calls dropped per second",
     "auth_failure_ratio": "share of authentication attempts failing or locked (0..1)",
@@ -625,7 +641,15 @@ class Spec(StrictModel):
                 f"none of the environments {', '.join(sorted(self.environments))} is production, so no alert"
                 " would page; mark the one that pages with `production: true`"
             )
+        probe_names = {p.name for p in self.probes}
         for i, slo in enumerate(self.slos):
+            if isinstance(slo.sli, ProbeSLI):
+                if slo.sli.probe not in probe_names:
+                    raise LocatedValueError(
+                        f"SLO {slo.name!r} uses probe {slo.sli.probe!r}; define it under probes",
+                        ("slos", i, "sli", "probe"),
+                    )
+                continue
             group = slo.sli.route_group
             if group is not None and group not in self.route_groups:
                 raise LocatedValueError(

@@ -12,7 +12,7 @@ from __future__ import annotations
 import zoneinfo
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 
 class _Model(BaseModel):
@@ -46,6 +46,16 @@ class ServerSection(_Model):
     )
     alertmanager_url: str | None = Field(default=None, description="Send notifications to this Alertmanager")
     retention_days: int = Field(default=7, ge=1, le=400, description="How long raw probe results are kept")
+    prometheus_url: str | None = Field(
+        default=None,
+        description="Read SLO numbers from this Prometheus's generated SLO rules instead of scraping",
+    )
+    prometheus_window_scale: int = Field(
+        default=1, ge=1, le=3600, description="The rules' window divisor: 60 for `generate --profile test`"
+    )
+    prometheus_timeout_seconds: float = Field(
+        default=2.0, gt=0, le=30, description="Longest wait for Prometheus before SLOs show no data"
+    )
     sla: SlaCommitments = Field(default_factory=lambda: SlaCommitments())
     credits: list[CreditTier] = Field(
         default_factory=list,
@@ -66,13 +76,16 @@ class ServerSection(_Model):
             ) from None
         return v
 
-    @field_validator("alertmanager_url")
+    @field_validator("alertmanager_url", "prometheus_url")
     @classmethod
-    def _url(cls, v: str | None) -> str | None:
+    def _url(cls, v: str | None, info: ValidationInfo) -> str | None:
         if v is not None and not v.startswith(("http://", "https://")):
-            raise ValueError(
-                f"alertmanager_url {v!r} must be an http(s):// URL, e.g. http://alertmanager:9093"
+            example = (
+                "http://alertmanager:9093"
+                if info.field_name == "alertmanager_url"
+                else "http://prometheus:9090"
             )
+            raise ValueError(f"{info.field_name} {v!r} must be an http(s):// URL, e.g. {example}")
         return v
 
     @model_validator(mode="after")

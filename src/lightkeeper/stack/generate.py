@@ -29,8 +29,16 @@ from lightkeeper.stack.rules import all_alerts
 from lightkeeper.stack.writer import write_atomic
 
 
+def metric_slos_only(spec: Spec) -> Spec:
+    """The spec without probe SLOs: the server computes those from its own probe results,
+    and Prometheus has no series for them, so no rule, alert or panel is generated."""
+    kept = [s for s in spec.slos if s.sli.kind != "probe"]
+    return spec if len(kept) == len(spec.slos) else spec.model_copy(update={"slos": kept})
+
+
 def render_all(spec: Spec, profile: str | None = None) -> dict[str, str]:
     """Every generated file, path-sorted; raises GenerationError before anything is written."""
+    spec = metric_slos_only(spec)
     prof = get_profile(profile)
     alerts = all_alerts(spec, prof.name)
     parts: list[tuple[str, Callable[[], dict[str, str]]]] = [
@@ -55,6 +63,7 @@ def render_all(spec: Spec, profile: str | None = None) -> dict[str, str]:
 
 def generate(spec: Spec, out: Path, profile: str | None = None, target: str = "compose") -> dict[str, str]:
     """Render everything for `target`, then replace `out` with it atomically; returns the files written."""
+    spec = metric_slos_only(spec)
     files = kubernetes.render(spec, profile) if target == "kubernetes" else render_all(spec, profile)
     write_atomic(files, out)
     return files

@@ -29,7 +29,7 @@ from typing import cast
 
 from lightkeeper import slo_math as shared
 from lightkeeper.catalogue import HTTP_DURATION_BUCKETS
-from lightkeeper.spec.models import SLO, LatencySLI, Severity
+from lightkeeper.spec.models import SLI, SLO, LatencySLI, Severity
 from lightkeeper.stack import promql
 from lightkeeper.stack.errors import GenerationError
 
@@ -131,7 +131,8 @@ def resolve_tiers(slo: SLO) -> list[Tier]:
         if short_s >= long_s:
             raise GenerationError(
                 f"SLO {slo.name!r} tier {data.name!r}: short_window {data.short_window} must be shorter "
-                f"than long_window {data.long_window}; the workbook uses 1/12 of it (1h and 5m)"
+                f"than long_window {data.long_window}; the workbook uses 1/12 of it (1h and 5m)",
+                loc=_tier_loc(slo, data.name, "short_window"),
             )
         factor = burn_factor(data.budget_share, period_s, long_s)
         threshold = factor * budget
@@ -141,7 +142,8 @@ def resolve_tiers(slo: SLO) -> list[Tier]:
                 f"burn rate {promql.number(factor)} x error budget {promql.number(budget)} = "
                 f"{promql.number(threshold)} >= 1, a share of bad requests above 100 %. "
                 f"Raise the objective, or set alerting.tiers with a smaller budget_share "
-                f"or a longer long_window for this SLO"
+                f"or a longer long_window for this SLO",
+                loc=_tier_loc(slo, data.name, "budget_share"),
             )
         tiers.append(
             Tier(
@@ -158,6 +160,14 @@ def resolve_tiers(slo: SLO) -> list[Tier]:
     return tiers
 
 
+def _tier_loc(slo: SLO, tier: str, field: str) -> tuple[str | int, ...]:
+    """The spec's own tier entry when it has one, else the objective the default tiers scale with."""
+    names = [t.name for t in slo.alerting.tiers or []]
+    if tier in names:
+        return ("slos", slo.name, "alerting", "tiers", names.index(tier), field)
+    return ("slos", slo.name, "objective")
+
+
 def windows(slo: SLO) -> list[str]:
     """Every range this SLO's rules need (tier windows and the period), shortest first."""
     found = {promql.seconds(w) for t in tier_data(slo) for w in (t.long_window, t.short_window)}
@@ -165,8 +175,10 @@ def windows(slo: SLO) -> list[str]:
     return [promql.duration(s) for s in sorted(found)]
 
 
-def latency_le(sli: LatencySLI) -> str:
+def latency_le(sli: SLI) -> str:
     """The `le` label of the bucket that bounds a latency SLI; raises if it is not a bucket."""
+    if not isinstance(sli, LatencySLI):
+        raise GenerationError(f"a {sli.kind} SLI has no latency bucket")
     for bound in HTTP_DURATION_BUCKETS:
         if promql.decimal(bound) == promql.decimal(sli.threshold_seconds):
             return promql.le_label(bound)
@@ -185,13 +197,17 @@ def check_retention(slo: SLO, retention: str) -> None:
         if promql.seconds(window) > keep:
             raise GenerationError(
                 f"SLO {slo.name!r} needs {window} of history but prometheus.retention is {retention}; "
-                f"set prometheus.retention to at least {window}, or shorten the SLO period"
+                f"set prometheus.retention to at least {window}, or shorten the SLO period",
+                loc=("slos", slo.name, "period"),
             )
 
 
 def check(slo: SLO, retention: str) -> list[Tier]:
     """Every generation-time check for one SLO; returns its resolved tiers."""
     if isinstance(slo.sli, LatencySLI):
-        latency_le(slo.sli)
+        try:
+            latency_le(slo.sli)
+        except GenerationError as exc:
+            raise GenerationError(str(exc), loc=("slos", slo.name, "sli", "threshold_seconds")) from None
     check_retention(slo, retention)
     return resolve_tiers(slo)

@@ -9,6 +9,7 @@ same math is checked against the retention before anything is written.
 from __future__ import annotations
 
 from lightkeeper import catalogue as cat
+from lightkeeper.slo_math import ERROR_RATIO_RECORD_PREFIX
 from lightkeeper.spec.models import SLO, Spec
 from lightkeeper.stack import promql
 from lightkeeper.stack import slo as slo_math
@@ -20,7 +21,7 @@ from lightkeeper.stack.rule_exprs import SE, Ctx
 
 def slo_error_ratio_record(window: str) -> str:
     """Share of bad events over `window`, labels service, environment, slo."""
-    return f"slo:sli_error:ratio_rate{window}"
+    return f"{ERROR_RATIO_RECORD_PREFIX}{window}"
 
 
 SLO_BUDGET_REMAINING = "slo:error_budget:remaining_ratio"

@@ -45,6 +45,7 @@ from lightkeeper.server.http import (
 from lightkeeper.server.http.cache import TtlCache
 from lightkeeper.server.http.limits import BodyLimit, check_sizes
 from lightkeeper.server.http.models import IncidentOut, MaintenanceIn, MaintenanceOut, ProbeOut
+from lightkeeper.server.http.nul import refuse_nul
 from lightkeeper.server.store import queries
 from lightkeeper.spec.probes import HeartbeatProbe, Probe
 
@@ -82,6 +83,7 @@ def create_app(
         description="Synthetic probes, time-weighted uptime and SLA, incidents and a public status page.",
         docs_url=None,
         redoc_url=None,
+        dependencies=[Depends(refuse_nul)],
     )
     app.mount(
         "/static",
@@ -160,6 +162,8 @@ def create_app(
 
     @app.get("/incidents", response_class=HTMLResponse, include_in_schema=False, dependencies=reader)
     def incidents_html(day: Annotated[date, Query()]) -> HTMLResponse:
+        if day == date.max:  # its end is past the last representable instant
+            raise HTTPException(422, f"day: choose a day before {date.max.isoformat()}")
         start = datetime(day.year, day.month, day.day, tzinfo=UTC)  # the bars' days are UTC days
         found = reads.incidents(engine, since=start, until=start + timedelta(days=1))
         context = {
@@ -288,7 +292,7 @@ def create_app(
 
     @app.get("/sla/status", dependencies=reader)
     def sla_status() -> dict[str, Any]:
-        return sla.status(engine, section, clock(), config.spec)
+        return sla.status(engine, section, clock(), config.spec, config.slo_environment)
 
     @app.get("/api/report/sla", dependencies=reader)
     def sla_report(

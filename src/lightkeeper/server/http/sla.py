@@ -100,7 +100,13 @@ def _judging(items: Iterable[ProbeUptime]) -> int:
     return sum(1 for item in items if item.times.up + item.times.down > 0)
 
 
-def status(engine: Engine, section: ServerSection, now: datetime, spec: Spec | None = None) -> dict[str, Any]:
+def status(
+    engine: Engine,
+    section: ServerSection,
+    now: datetime,
+    spec: Spec | None = None,
+    environment: str | None = None,
+) -> dict[str, Any]:
     """`/sla/status`: this calendar month so far, and each SLO of the spec (issue 12)."""
     month = windows.current_month(section.timezone, now)
     start, end = windows.month_bounds(month, section.timezone)
@@ -114,18 +120,19 @@ def status(engine: Engine, section: ServerSection, now: datetime, spec: Spec | N
         "from": _iso(start),
         "to": _iso(now),
         "commitments": _commitments(section, times, pooled, month_seconds, _judging(measured.values())),
-        "slos": slo_states(engine, spec, now),
+        "slos": slo_states(engine, spec, now, environment),
     }
 
 
-def slo_states(engine: Engine, spec: Spec | None, now: datetime) -> list[dict[str, Any]]:
-    """The `slos` list: one state per SLO of the spec, from the embedded scraper's samples."""
+def slo_states(
+    engine: Engine, spec: Spec | None, now: datetime, environment: str | None = None
+) -> list[dict[str, Any]]:
+    """The `slos` list: one state per SLO of the spec (embedded samples, Prometheus or probes)."""
     from lightkeeper.server.slo import alerting, evaluate
 
     if spec is None or not spec.slos:
         return []
-    firing = alerting.firing(engine)
-    return [evaluate.state(engine, slo, now, firing.get(slo.name, ())) for slo in spec.slos]
+    return evaluate.states(engine, spec, now, alerting.firing(engine), environment)
 
 
 def report(engine: Engine, section: ServerSection, month: str, now: datetime) -> dict[str, Any]:

@@ -9,7 +9,7 @@ burn rates are the recorded-rule windows.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -17,8 +17,10 @@ from typing import Any
 from sqlalchemy import Engine
 
 from lightkeeper import slo_math
-from lightkeeper.server.slo import index, samples
-from lightkeeper.spec.models import SLO
+from lightkeeper.server.slo import index, probe_source, samples
+from lightkeeper.server.slo.prometheus_source import PrometheusSource
+from lightkeeper.server.slo.reading import Reading
+from lightkeeper.spec.models import SLO, ProbeSLI, Spec
 
 _PAGE = ("critical", "high")
 Series = list[list[slo_math.Sample]]
@@ -68,8 +70,41 @@ def ratio(loaded: Loaded, window_seconds: float, end: float | None = None) -> fl
     return slo_math.latency_error_ratio(loaded.good, loaded.total, at, window_seconds)
 
 
+def states(
+    engine: Engine, spec: Spec, now: datetime, firing: Mapping[str, Sequence[str]], environment: str | None
+) -> list[dict[str, Any]]:
+    """The `slos` list, each SLO from its source: probe results, else Prometheus when configured
+    (`server.prometheus_url`), else the embedded samples."""
+    section = spec.server
+    remote: dict[str, Reading] = {}
+    metric = [s for s in spec.slos if not isinstance(s.sli, ProbeSLI)]
+    if section.prometheus_url is not None and metric:
+        env = environment if environment is not None else next(iter(spec.environments))
+        source = PrometheusSource(
+            section.prometheus_url,
+            spec.service,
+            env,
+            section.prometheus_window_scale,
+            section.prometheus_timeout_seconds,
+        )
+        remote = source.readings(metric, now)
+    out = []
+    for slo in spec.slos:
+        if isinstance(slo.sli, ProbeSLI):
+            found = probe_source.reading(engine, slo, now)
+        else:
+            found = remote.get(slo.name) or embedded(engine, slo, now)
+        out.append(fields(slo, found, firing.get(slo.name, ())))
+    return out
+
+
 def state(engine: Engine, slo: SLO, now: datetime, firing: Sequence[str] = ()) -> dict[str, Any]:
-    """One entry of the `slos` list (field names are a contract: see the README).
+    """One entry of the `slos` list from the embedded samples."""
+    return fields(slo, embedded(engine, slo, now), firing)
+
+
+def embedded(engine: Engine, slo: SLO, now: datetime) -> Reading:
+    """The embedded scraper's samples as a reading.
 
     Read through `index` (hour summaries, decoded once) rather than `load`: the same
     `increase()` numbers, but 100 SLOs over 30 days at 15 s take milliseconds each.
@@ -82,30 +117,44 @@ def state(engine: Engine, slo: SLO, now: datetime, firing: Sequence[str] = ()) -
     if end is not None:
         good = index.summed(series, 0, end - period, end)
         total = index.summed(series, 1, end - period, end)
-    b = slo_math.budget(slo.objective, period, good, total)
+    bad = None if good is None or total is None else max(0.0, total - good)
+    windows = {w: _indexed_ratio(series, end, slo_math.duration_seconds(w)) for w in slo_math.BURN_WINDOWS}
+    return Reading(end, slo_math.error_ratio(bad, total), windows, float(good or 0.0), float(total or 0.0))
+
+
+def fields(slo: SLO, reading: Reading, firing: Sequence[str] = ()) -> dict[str, Any]:
+    """One entry of the `slos` list (field names are a contract: see the README).
+
+    Every number is the shared math applied to the reading's error ratios, whichever
+    source produced them: the budget over the SLO's period, the burn rate per window.
+    """
+    period = slo_math.period_seconds(slo.period)
+    ratio = reading.period_ratio
+    rate = slo_math.burn_rate(ratio, slo.objective)
+    remaining = slo_math.budget_remaining_ratio(ratio, slo.objective)
+    minutes = slo_math.budget_minutes(slo.objective, period)
     burn = {
-        w: _round(
-            slo_math.burn_rate(_indexed_ratio(series, end, slo_math.duration_seconds(w)), slo.objective)
-        )
+        w: _round(slo_math.burn_rate(reading.window_ratios.get(w), slo.objective))
         for w in slo_math.BURN_WINDOWS
     }
-    loaded = Loaded([], [], end)
     return {
         "name": slo.name,
         "kind": slo.sli.kind,
+        "source": reading.source,
+        "source_error": reading.error,
         "objective_percent": slo.objective,
         "period": slo.period,
-        "as_of": None if loaded.end is None else _iso(loaded.end),
-        "good_events": b.good,
-        "total_events": b.total,
-        "sli_percent": None if b.sli is None else _round(b.sli * 100),
-        "error_budget_minutes": _round(b.total_minutes),
-        "error_budget_remaining_minutes": _round(b.remaining_minutes),
-        "error_budget_remaining_ratio": _round(b.remaining_ratio),
+        "as_of": None if reading.end is None else _iso(reading.end),
+        "good_events": reading.good,
+        "total_events": reading.total,
+        "sli_percent": None if ratio is None else _round((1 - ratio) * 100),
+        "error_budget_minutes": _round(minutes),
+        "error_budget_remaining_minutes": None if remaining is None else _round(remaining * minutes),
+        "error_budget_remaining_ratio": _round(remaining),
         "burn_rates": burn,
-        "time_to_exhaustion_seconds": _round(b.time_to_exhaustion_seconds),
+        "time_to_exhaustion_seconds": _round(slo_math.time_to_exhaustion_seconds(remaining, rate, period)),
         "firing": list(firing),
-        "no_data": b.no_data,
+        "no_data": ratio is None,
     }
 
 

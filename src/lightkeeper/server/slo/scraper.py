@@ -41,7 +41,8 @@ class Scraper:
         self.engine = engine
         self.env_name, self.env = pick_environment(spec, environment)
         self.interval = interval_seconds(spec, self.env)
-        self.selections = [series.selection(spec, slo) for slo in spec.slos]
+        # probe SLIs come from the server's own probe results, not from /metrics
+        self.selections = [series.selection(spec, slo) for slo in spec.slos if slo.sli.kind != "probe"]
         self.client = client
         self._token = _read_token(self.env.bearer_token_file)
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from prometheus_client.parser import text_string_to_metric_families
 
 from lightkeeper import catalogue as cat
-from lightkeeper.spec.models import SLO, Spec
+from lightkeeper.spec.models import SLO, LatencySLI, Spec
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +46,8 @@ def selection(spec: Spec, slo: SLO) -> Selection:
     if sli.kind == "availability":
         # Prometheus anchors label regexes; fullmatch does the same here.
         return Selection(slo.name, "availability", routes, bad_status=re.compile(sli.bad_status))
+    if not isinstance(sli, LatencySLI):
+        raise ValueError(f"SLO {slo.name!r}: a {sli.kind} SLI has no /metrics series")
     return Selection(slo.name, "latency", routes, le=float(sli.threshold_seconds))
 
 
