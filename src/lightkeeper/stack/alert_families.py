@@ -18,7 +18,7 @@ from lightkeeper import catalogue as cat
 from lightkeeper.spec.models import ALERT_FAMILIES, Severity, Spec
 from lightkeeper.stack.errors import GenerationError
 from lightkeeper.stack.names import Category, DashboardKey, scrapes_workers
-from lightkeeper.stack.rule_exprs import EXPRESSIONS, Expression
+from lightkeeper.stack.rule_exprs import EXPRESSIONS, FEEDBACK_EVENT, Expression, outcome_events
 
 DATA_FILE = "alert_families.yaml"
 
@@ -27,6 +27,11 @@ DATA_FILE = "alert_families.yaml"
 FEATURES: dict[str, Callable[[Spec], bool]] = {
     "workflow": lambda spec: bool(spec.workflow),
     "celery_workers": scrapes_workers,
+    # The server's probes and outbox exist only where the spec points Prometheus at a server.
+    "server": lambda spec: bool(spec.prometheus.server_targets),
+    "usage_core": lambda spec: bool(spec.usage.core),
+    "feedback": lambda spec: FEEDBACK_EVENT in spec.usage.declared(),
+    "usage_outcomes": lambda spec: bool(outcome_events(spec)),
 }
 # Features that hold per environment: the family only gets rules where they do.
 ENV_FEATURES: dict[str, Callable[[Spec, str], bool]] = {
@@ -49,9 +54,11 @@ class Family(BaseModel):
     summary: str
     description: str  # `{t}` is the threshold as written, `{w}` the rate window
     steps: tuple[str, ...]
-    requires: Literal["workflow", "celery_workers"] | None = None
+    requires: (
+        Literal["workflow", "celery_workers", "server", "usage_core", "feedback", "usage_outcomes"] | None
+    ) = None
     per_environment: bool = False
-    unit: Literal["", "ratio", "seconds"] = ""
+    unit: Literal["", "ratio", "seconds", "score"] = ""  # score: a unitless quantile (CLS)
     thresholdless: bool = False
     min_requests: int | None = Field(default=None, ge=0)  # traffic floor; only for ratios/quantiles
 
@@ -125,7 +132,8 @@ def traffic_floor(spec: Spec, family: Family) -> int:
             raise GenerationError(
                 f"alerts.{family.key}.min_requests: {family.key} is not a ratio or quantile, so there is no "
                 "traffic to count; remove min_requests (it applies to error_rate, latency_p95_seconds, "
-                "latency_p99_seconds and celery_failure_rate)"
+                "latency_p99_seconds and celery_failure_rate)",
+                loc=("alerts", family.key, "min_requests"),
             )
         return entry.min_requests
     return family.min_requests or 0

@@ -79,7 +79,8 @@ def config(spec: Spec, profile: Profile | None = None) -> dict[str, Any]:
         if reserved in spec.receivers:
             raise GenerationError(
                 f"receivers.{reserved}: the name {reserved!r} is reserved for alerts that notify nobody;"
-                " give this receiver another name"
+                " give this receiver another name",
+                loc=("receivers", reserved),
             )
     return {
         "global": {"resolve_timeout": "5m"},
@@ -367,7 +368,8 @@ def _env_refs(name: str, r: Receiver) -> list[tuple[str, str]]:
             " the environment (url_file arrived in 0.26), so this secret would have to be written into"
             " alertmanager.yml; use a webhook URL that carries no secret under `url` and authenticate the"
             " receiving side another way (network policy, a relay that holds the token), or use a"
-            " slack/pagerduty/opsgenie receiver, which read their secrets from files"
+            " slack/pagerduty/opsgenie receiver, which read their secrets from files",
+            loc=("receivers", name, "webhook", field),
         )
     return refs
 

@@ -15,7 +15,20 @@ from lightkeeper.spec.models import Spec
 ALERT_LABELS: tuple[str, ...] = ("severity", "service", "environment", "category")
 
 Category = Literal[
-    "errors", "latency", "saturation", "database", "queue", "workflow", "cost", "telemetry", "slo", "meta"
+    "errors",
+    "latency",
+    "saturation",
+    "database",
+    "queue",
+    "workflow",
+    "cost",
+    "telemetry",
+    "slo",
+    "meta",
+    "synthetic",
+    "product",
+    "dependencies",
+    "frontend",
 ]
 # Symptoms a deploy or maintenance window explains away.
 SYMPTOM_CATEGORIES: tuple[Category, ...] = ("errors", "latency", "slo")
@@ -31,6 +44,8 @@ WATCHDOG_ALERT = "Watchdog"
 # Scrape jobs, and the target label that tells Celery workers from the service's own
 # instances (which carry no `component`), so ServiceDown never counts a live worker.
 COMPONENT_LABEL = "component"
+# The lightkeeper server's scrape job; its series carry `probe`, not the service's labels.
+SERVER_JOB = "lightkeeper-server"
 CELERY_COMPONENT = "celery-worker"
 
 

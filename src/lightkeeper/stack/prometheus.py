@@ -19,7 +19,7 @@ from lightkeeper.stack.rules import rule_groups
 
 CONFIG_PATH = "prometheus/prometheus.yml"
 RULES_DIR = "prometheus/rules"
-SERVER_JOB = "lightkeeper-server"
+SERVER_JOB = names.SERVER_JOB
 
 
 def job_name(spec: Spec, environment: str) -> str:

@@ -142,6 +142,10 @@ def _workflow(ctx: Ctx, envs: tuple[str, ...], t: str) -> str:
     return f"max {by(*SE, 'entity', 'status', 'threshold')} ({stuck}) > {t}"
 
 
+def _workflow_stale(ctx: Ctx, envs: tuple[str, ...], t: str) -> str:
+    return f"max {by(*SE, 'entity')} ({selector(cat.WORKFLOW_SAMPLE_AGE, ctx.m(envs))}) > {t}"
+
+
 def _cost(ctx: Ctx, envs: tuple[str, ...], t: str) -> str:
     spend = f"rate({selector(cat.LLM_COST, ctx.m(envs))}[{ctx.w(COST_WINDOW)}])"
     return f"sum {by(*SE)} ({spend}) * 3600 > {t}"
@@ -178,6 +182,137 @@ def _celery_workers_down(ctx: Ctx, envs: tuple[str, ...], t: str) -> str:
     return f"max {by(*SE)} ({up}) == 0\nor\nabsent({up})"
 
 
+# --- the lightkeeper server's own signals (scraped as one job, labelled by probe) -------
+def server_selector(signal: cat.Signal) -> str:
+    """The server serves every service's probes: its series are matched by job, not service."""
+    return selector(signal, [("job", "=", names.SERVER_JOB)])
+
+
+def _probe_down(ctx: Ctx, envs: tuple[str, ...], t: str) -> str:
+    return f"min by (probe) ({server_selector(cat.PROBE_SUCCESS)}) == 0"
+
+
+def _tls_expiry(ctx: Ctx, envs: tuple[str, ...], t: str) -> str:
+    return f"min by (probe) ({server_selector(cat.PROBE_TLS_EXPIRY_SECONDS)}) / 86400 < {t}"
+
+
+def _scheduler_lag(ctx: Ctx, envs: tuple[str, ...], t: str) -> str:
+    return f"max by (instance) ({server_selector(cat.SERVER_SCHEDULER_LAG_SECONDS)}) > {t}"
+
+
+def _outbox_depth(ctx: Ctx, envs: tuple[str, ...], t: str) -> str:
+    return f"max by (instance) ({server_selector(cat.SERVER_OUTBOX_DEPTH)}) > {t}"
+
+
+# --- product signals -----------------------------------------------------------------
+USAGE_QUIET_WINDOW = "1h"
+USAGE_QUIET_BASELINE = "1w"  # the same hour of the week
+USAGE_QUIET_MIN_EVENTS = 30  # usual events per hour before a quiet hour means anything
+FEEDBACK_EVENT = "feedback_report_submitted"
+
+
+def _core_events(ctx: Ctx, envs: tuple[str, ...], fn: str = "rate", offset: bool = False) -> str:
+    events = promql.in_matcher("event", tuple(ctx.spec.usage.core))
+    sel = selector(cat.USAGE_EVENTS, ctx.m(envs, events))
+    shift = f" offset {ctx.w(USAGE_QUIET_BASELINE)}" if offset else ""
+    return f"sum {by(*SE, 'event')} ({fn}({sel}[{ctx.w(USAGE_QUIET_WINDOW)}]{shift}))"
+
+
+def _usage_quiet(ctx: Ctx, envs: tuple[str, ...], t: str) -> str:
+    """This hour's rate over the same hour last week, where last week saw enough to compare.
+
+    The floor on last week's hour keeps a quiet night from paging: half of three events
+    is no signal. An event with no series left this hour (every process restarted and
+    none counted it since) compares as zero instead of vanishing.
+    """
+    now, usual = _core_events(ctx, envs), _core_events(ctx, envs, offset=True)
+    before = _core_events(ctx, envs, "increase", offset=True)
+    return (
+        f"({now}\nor\n{usual} * 0)\n/\n{usual}\n< {t}\n"
+        f"and on ({', '.join(SE)}, event)\n{before} >= {USAGE_QUIET_MIN_EVENTS}"
+    )
+
+
+# Usage events declaring an `outcome` label with one of these values get a failure-ratio
+# alert (payments, generations): the business metric the seeds alerted on.
+OUTCOME_LABEL = "outcome"
+FAILED_OUTCOMES = ("failure", "failed", "error")
+
+
+def outcome_events(spec: Spec) -> tuple[str, ...]:
+    """Declared usage events whose `outcome` label can say they failed."""
+    found = [
+        event
+        for event, labels in spec.usage.declared().items()
+        if set(labels.get(OUTCOME_LABEL, ())) & set(FAILED_OUTCOMES)
+    ]
+    return tuple(sorted(found))
+
+
+def _outcome_scope(ctx: Ctx) -> tuple[Matcher, ...]:
+    return (promql.in_matcher("event", outcome_events(ctx.spec)),)
+
+
+def _usage_failures(ctx: Ctx, envs: tuple[str, ...], t: str) -> str:
+    failed: Matcher = promql.in_matcher(OUTCOME_LABEL, FAILED_OUTCOMES)
+    return _failure_ratio(cat.USAGE_EVENTS, failed, _outcome_scope(ctx), ("event",))(ctx, envs, t)
+
+
+def _usage_outcome_traffic(ctx: Ctx, envs: tuple[str, ...]) -> str:
+    return _count_traffic(cat.USAGE_EVENTS, _outcome_scope(ctx), ("event",))(ctx, envs)
+
+
+def _feedback(ctx: Ctx, envs: tuple[str, ...], t: str) -> str:
+    return f"{sum_rate(ctx, cat.USAGE_EVENTS, envs, extra=(('event', '=', FEEDBACK_EVENT),))} > {t}"
+
+
+def _usage_dropped(ctx: Ctx, envs: tuple[str, ...], t: str) -> str:
+    return f"{sum_rate(ctx, cat.USAGE_EVENTS_DROPPED, envs, 'reason')} > {t}"
+
+
+def _failure_ratio(
+    signal: cat.Signal, bad: Matcher, scope: tuple[Matcher, ...], labels: tuple[str, ...] = ()
+) -> ExprBuilder:
+    """Failed calls over all calls of `scope`, grouped by `labels`."""
+
+    def build(ctx: Ctx, envs: tuple[str, ...], t: str) -> str:
+        failed = sum_rate(ctx, signal, envs, *labels, extra=(*scope, bad))
+        total = sum_rate(ctx, signal, envs, *labels, extra=scope)
+        return f"({failed} / {total}) > {t}"
+
+    return build
+
+
+def _count_traffic(
+    signal: cat.Signal, scope: tuple[Matcher, ...], labels: tuple[str, ...] = ()
+) -> TrafficBuilder:
+    def build(ctx: Ctx, envs: tuple[str, ...]) -> str:
+        sel = selector(signal, ctx.m(envs, *scope))
+        return f"sum {by(*SE, *labels)} (increase({sel}[{ctx.w()}]))"
+
+    return build
+
+
+AUTH_FAILED: Matcher = ("outcome", "!=", "success")
+DEPENDENCY_FAILED: Matcher = ("outcome", "!~", "success|client_error")
+EMAIL: tuple[Matcher, ...] = (("dependency", "=", "email"),)
+BLOB_STORAGE: tuple[Matcher, ...] = (("dependency", "=", "s3"),)
+WEB_VITALS_QUANTILE = "0.75"  # Core Web Vitals are judged at the 75th percentile of page views
+
+
+def _vital(signal: cat.Signal) -> ExprBuilder:
+    def build(ctx: Ctx, envs: tuple[str, ...], t: str) -> str:
+        bucket = selector(f"{signal.name}_bucket", ctx.m(envs))
+        buckets = f"sum {by(*SE, 'page', 'le')} (rate({bucket}[{ctx.w()}]))"
+        return f"histogram_quantile({WEB_VITALS_QUANTILE}, {buckets}) > {t}"
+
+    return build
+
+
+def _frontend_errors(ctx: Ctx, envs: tuple[str, ...], t: str) -> str:
+    return f"{sum_rate(ctx, cat.FRONTEND_ERRORS, envs, 'page')} > {t}"
+
+
 # --- traffic floors: how many events a ratio or quantile alert is computed from ----------
 TrafficBuilder = Callable[[Ctx, tuple[str, ...]], str]
 
@@ -189,6 +324,14 @@ def _http_traffic(ctx: Ctx, envs: tuple[str, ...]) -> str:
 def _latency_traffic(ctx: Ctx, envs: tuple[str, ...]) -> str:
     count = selector(f"{cat.HTTP_REQUEST_DURATION.name}_count", ctx.m(envs))
     return f"sum {by(*SE)} (increase({count}[{ctx.w()}]))"
+
+
+def _page_views(signal: cat.Signal) -> TrafficBuilder:
+    def build(ctx: Ctx, envs: tuple[str, ...]) -> str:
+        count = selector(f"{signal.name}_count", ctx.m(envs))
+        return f"sum {by(*SE, 'page')} (increase({count}[{ctx.w()}]))"
+
+    return build
 
 
 def _task_traffic(ctx: Ctx, envs: tuple[str, ...]) -> str:
@@ -243,10 +386,57 @@ EXPRESSIONS: dict[str, Expression] = {
     ),
     "celery_workers": Expression(_celery_workers, (cat.CELERY_WORKERS_UP,)),
     "workflow_stuck": Expression(_workflow, (cat.WORKFLOW_STUCK_ENTITIES,)),
+    "workflow_stale": Expression(_workflow_stale, (cat.WORKFLOW_SAMPLE_AGE,)),
     "llm_cost": Expression(_cost, (cat.LLM_COST,)),
     "health": Expression(_health, (cat.HEALTH_CHECK_UP,)),
     "telemetry_missing": Expression(_telemetry, (cat.BUILD_INFO,)),
     "service_down": Expression(_service_down, (cat.UP,)),
     "instance_down": Expression(_instance_down, (cat.UP,)),
     "celery_workers_down": Expression(_celery_workers_down, (cat.UP,)),
+    "probe_down": Expression(_probe_down, (cat.PROBE_SUCCESS,)),
+    "tls_expiry": Expression(_tls_expiry, (cat.PROBE_TLS_EXPIRY_SECONDS,)),
+    "scheduler_lag": Expression(_scheduler_lag, (cat.SERVER_SCHEDULER_LAG_SECONDS,)),
+    "outbox_depth": Expression(_outbox_depth, (cat.SERVER_OUTBOX_DEPTH,)),
+    "usage_quiet": Expression(_usage_quiet, (cat.USAGE_EVENTS,)),
+    "usage_failures": Expression(
+        _usage_failures, (cat.USAGE_EVENTS,), Traffic(_usage_outcome_traffic, (*SE, "event"), "events")
+    ),
+    "feedback": Expression(_feedback, (cat.USAGE_EVENTS,)),
+    "usage_dropped": Expression(_usage_dropped, (cat.USAGE_EVENTS_DROPPED,)),
+    "auth_failures": Expression(
+        _failure_ratio(cat.AUTH_ATTEMPTS, AUTH_FAILED, ()),
+        (cat.AUTH_ATTEMPTS,),
+        Traffic(_count_traffic(cat.AUTH_ATTEMPTS, ()), events="sign-in attempts"),
+    ),
+    "email_failures": Expression(
+        _failure_ratio(cat.DEPENDENCY_CALLS, DEPENDENCY_FAILED, EMAIL),
+        (cat.DEPENDENCY_CALLS,),
+        Traffic(_count_traffic(cat.DEPENDENCY_CALLS, EMAIL), events="email sends"),
+    ),
+    "blob_storage_failures": Expression(
+        _failure_ratio(cat.DEPENDENCY_CALLS, DEPENDENCY_FAILED, BLOB_STORAGE),
+        (cat.DEPENDENCY_CALLS,),
+        Traffic(_count_traffic(cat.DEPENDENCY_CALLS, BLOB_STORAGE), events="storage calls"),
+    ),
+    "http_client_failures": Expression(
+        _failure_ratio(cat.HTTP_CLIENT_REQUESTS, ("status_code", "=~", BAD_STATUS), (), ("host",)),
+        (cat.HTTP_CLIENT_REQUESTS,),
+        Traffic(_count_traffic(cat.HTTP_CLIENT_REQUESTS, (), ("host",)), (*SE, "host"), "outbound requests"),
+    ),
+    "lcp": Expression(
+        _vital(cat.WEB_VITALS_LCP),
+        (cat.WEB_VITALS_LCP,),
+        Traffic(_page_views(cat.WEB_VITALS_LCP), (*SE, "page"), "page views"),
+    ),
+    "inp": Expression(
+        _vital(cat.WEB_VITALS_INP),
+        (cat.WEB_VITALS_INP,),
+        Traffic(_page_views(cat.WEB_VITALS_INP), (*SE, "page"), "page views"),
+    ),
+    "cls": Expression(
+        _vital(cat.WEB_VITALS_CLS),
+        (cat.WEB_VITALS_CLS,),
+        Traffic(_page_views(cat.WEB_VITALS_CLS), (*SE, "page"), "page views"),
+    ),
+    "frontend_errors": Expression(_frontend_errors, (cat.FRONTEND_ERRORS,)),
 }

@@ -30,7 +30,7 @@ from typing import Any
 
 from lightkeeper import catalogue as cat
 from lightkeeper.spec.models import SLO, Spec
-from lightkeeper.stack import gotemplate, names, promql, rules, slo_rules
+from lightkeeper.stack import gotemplate, names, promql, rule_exprs, rules, slo_rules
 from lightkeeper.stack import slo as slo_math
 from lightkeeper.stack.alert_families import FAMILIES, FAMILY_BY_KEY
 from lightkeeper.stack.errors import GenerationError
@@ -43,6 +43,7 @@ TEST_DIR = "tests"
 RULES_FROM_TESTS = "../prometheus/rules"
 REQUESTS_PER_STEP = 1000
 SLO_BASELINE_STEPS = 10
+USAGE_QUIET_STEP_SECONDS = 300  # CoreUsageQuiet compares with a week ago: five-minute steps
 
 
 # --- values ---------------------------------------------------------------------------
@@ -225,9 +226,11 @@ def histogram_series(
     return out
 
 
-def _quantile_value(bucket_index: int, q: float) -> float:
-    upper = cat.HTTP_DURATION_BUCKETS[bucket_index]
-    lower = cat.HTTP_DURATION_BUCKETS[bucket_index - 1] if bucket_index > 0 else 0.0
+def _quantile_value(
+    bucket_index: int, q: float, bounds: tuple[float, ...] = cat.HTTP_DURATION_BUCKETS
+) -> float:
+    upper = bounds[bucket_index]
+    lower = bounds[bucket_index - 1] if bucket_index > 0 else 0.0
     return lower + (upper - lower) * q
 
 
@@ -356,6 +359,117 @@ def _build_info(ctx: TestCtx, env: str, v: Decimal, n: int) -> Scenario:
     return Scenario(out, {"service": ctx.spec.service, "environment": env}, None)
 
 
+def _server_gauge(signal: cat.Signal, extra: dict[str, str], keep: str, scale: int = 1) -> ScenarioBuilder:
+    """The lightkeeper server's series: its own job and instance, no service labels."""
+
+    def build(ctx: TestCtx, env: str, v: Decimal, n: int) -> Scenario:
+        labels = {"job": names.SERVER_JOB, "instance": "lightkeeper:8080", **extra}
+        return Scenario(
+            [(series_text(signal.name, labels), gauge(v * scale, n))], {keep: labels[keep]}, float(v)
+        )
+
+    return build
+
+
+def _usage_quiet(usual: Decimal) -> ScenarioBuilder:
+    """A week and an hour at `usual` events per step, then `v` times that until the end.
+
+    At the last evaluation both the current hour and the same hour a week before lie
+    wholly inside one phase, and the drop has held for longer than the alert's `for`.
+    """
+
+    def build(ctx: TestCtx, env: str, v: Decimal, n: int) -> Scenario:
+        return _usage_quiet_scenario(ctx, env, v, n, usual)
+
+    return build
+
+
+def _usage_quiet_scenario(ctx: TestCtx, env: str, v: Decimal, n: int, usual: Decimal) -> Scenario:
+    week = ctx.steps(ctx.profile.window(rule_exprs.USAGE_QUIET_BASELINE))
+    hour = ctx.steps(ctx.profile.window(rule_exprs.USAGE_QUIET_WINDOW))
+    labels = {**ctx.target_labels(env), "event": ctx.spec.usage.core[0]}
+    values: list[Decimal | None] = []
+    total = Decimal(0)
+    for i in range(n + 1):
+        values.append(total)
+        total += usual if i < week + hour else usual * v
+    return Scenario(
+        [(series_text(cat.USAGE_EVENTS.name, labels), values)],
+        _se(labels, "event"),
+        float(v),
+        week + 2 * hour,
+    )
+
+
+def _ratio(
+    signal: cat.Signal, bad: dict[str, str], good: dict[str, str], *keep: str
+) -> Callable[[Decimal], ScenarioBuilder]:
+    """`v` of `volume` events per step in the `bad` series, the rest in the `good` one."""
+
+    def at(volume: Decimal) -> ScenarioBuilder:
+        def build(ctx: TestCtx, env: str, v: Decimal, n: int) -> Scenario:
+            base = ctx.target_labels(env)
+            return Scenario(
+                [
+                    (series_text(signal.name, {**base, **bad}), counter(volume * v, n)),
+                    (series_text(signal.name, {**base, **good}), counter(volume * (1 - v), n)),
+                ],
+                _se({**base, **bad}, *keep),
+                float(v),
+                ctx.steps(ctx.profile.window(RATE_WINDOW)),
+            )
+
+        return build
+
+    return at
+
+
+def _usage_outcomes(volume: Decimal) -> ScenarioBuilder:
+    """The first event declaring a failed outcome, failing `v` of the time."""
+
+    def build(ctx: TestCtx, env: str, v: Decimal, n: int) -> Scenario:
+        event = rule_exprs.outcome_events(ctx.spec)[0]
+        values = ctx.spec.usage.declared()[event][rule_exprs.OUTCOME_LABEL]
+        failed = next(o for o in values if o in rule_exprs.FAILED_OUTCOMES)
+        good = next((o for o in values if o not in rule_exprs.FAILED_OUTCOMES), "success")
+        at = _ratio(
+            cat.USAGE_EVENTS, {"event": event, "outcome": failed}, {"event": event, "outcome": good}, "event"
+        )
+        return at(volume)(ctx, env, v, n)
+
+    return build
+
+
+_PAGE = "/items/{item_id}"
+
+
+def _vital(signal: cat.Signal) -> Callable[[Decimal], ScenarioBuilder]:
+    """Every page view of one page in bucket `bucket_index` of the vital's own layout."""
+    bounds = signal.buckets or ()
+
+    def at(volume: Decimal) -> ScenarioBuilder:
+        def build(ctx: TestCtx, env: str, bucket: Decimal, n: int) -> Scenario:
+            index = int(bucket)
+            base = {**ctx.target_labels(env), "page": _PAGE, "device": "mobile"}
+            series: list[tuple[str, list[Decimal | None]]] = []
+            for i, bound in enumerate(bounds):
+                per_step = volume if i >= index else 0
+                le = {**base, "le": promql.le_label(bound)}
+                series.append((series_text(f"{signal.name}_bucket", le), counter(per_step, n)))
+            series.append((series_text(f"{signal.name}_bucket", {**base, "le": "+Inf"}), counter(volume, n)))
+            series.append((series_text(f"{signal.name}_count", base), counter(volume, n)))
+            return Scenario(
+                series,
+                _se(base, "page"),
+                _quantile_value(index, float(rule_exprs.WEB_VITALS_QUANTILE), bounds),
+                ctx.steps(ctx.profile.window(RATE_WINDOW)),
+            )
+
+        return build
+
+    return at
+
+
 @dataclass(frozen=True)
 class FamilyTest:
     """How to drive one family; `at_volume` builds its scenario at a given events-per-step."""
@@ -364,10 +478,25 @@ class FamilyTest:
     compare: str = ">"  # ">", "<", "==0", "absent"
     at_volume: Callable[[Decimal], ScenarioBuilder] | None = None
     volume: int = 0  # events per step of `build`
+    buckets: tuple[float, ...] = cat.HTTP_DURATION_BUCKETS  # quantile families: the histogram's layout
 
 
-def _floored(at_volume: Callable[[Decimal], ScenarioBuilder], volume: int) -> FamilyTest:
-    return FamilyTest(at_volume(Decimal(volume)), at_volume=at_volume, volume=volume)
+def _floored(
+    at_volume: Callable[[Decimal], ScenarioBuilder], volume: int, buckets: tuple[float, ...] | None = None
+) -> FamilyTest:
+    return FamilyTest(
+        at_volume(Decimal(volume)),
+        at_volume=at_volume,
+        volume=volume,
+        buckets=buckets or cat.HTTP_DURATION_BUCKETS,
+    )
+
+
+def _vital_test(signal: cat.Signal) -> FamilyTest:
+    return _floored(_vital(signal), 10, signal.buckets)
+
+
+_OUTBOUND = {"host": "api.example.com", "method": "GET"}
 
 
 FAMILY_TESTS: dict[str, FamilyTest] = {
@@ -400,6 +529,9 @@ FAMILY_TESTS: dict[str, FamilyTest] = {
             "threshold",
         )
     ),
+    "workflow_sample_stale_seconds": FamilyTest(
+        _gauge_of(cat.WORKFLOW_SAMPLE_AGE, {"entity": "content_item"}, "entity")
+    ),
     "llm_cost_usd_per_hour": FamilyTest(_cost),
     "health_check_failing": FamilyTest(
         _gauge_of(cat.HEALTH_CHECK_UP, {"check": "database"}, "check"), compare="==0"
@@ -407,6 +539,59 @@ FAMILY_TESTS: dict[str, FamilyTest] = {
     "telemetry_missing": FamilyTest(_build_info, compare="absent"),
     "service_down": FamilyTest(_up, compare="==0"),
     "instance_down": FamilyTest(_instance_up, compare="==0"),
+    "probe_down": FamilyTest(_server_gauge(cat.PROBE_SUCCESS, {"probe": "homepage"}, "probe"), compare="==0"),
+    "tls_expiry_days": FamilyTest(
+        _server_gauge(cat.PROBE_TLS_EXPIRY_SECONDS, {"probe": "homepage"}, "probe", 86400), compare="<"
+    ),
+    "server_scheduler_lag_seconds": FamilyTest(
+        _server_gauge(cat.SERVER_SCHEDULER_LAG_SECONDS, {}, "instance")
+    ),
+    "server_outbox_depth": FamilyTest(_server_gauge(cat.SERVER_OUTBOX_DEPTH, {}, "instance")),
+    "usage_quiet_ratio": FamilyTest(_usage_quiet(Decimal(100)), compare="<"),
+    "usage_failure_ratio": _floored(_usage_outcomes, 100),
+    "feedback_reports": FamilyTest(_rate_of(cat.USAGE_EVENTS, {"event": rule_exprs.FEEDBACK_EVENT})),
+    "usage_events_dropped": FamilyTest(
+        _rate_of(cat.USAGE_EVENTS_DROPPED, {"reason": "unknown_event"}, "reason")
+    ),
+    "auth_failure_ratio": _floored(
+        _ratio(
+            cat.AUTH_ATTEMPTS,
+            {"method": "password", "outcome": "failure"},
+            {"method": "password", "outcome": "success"},
+        ),
+        100,
+    ),
+    "email_failure_ratio": _floored(
+        _ratio(
+            cat.DEPENDENCY_CALLS,
+            {"dependency": "email", "operation": "send", "outcome": "server_error"},
+            {"dependency": "email", "operation": "send", "outcome": "success"},
+        ),
+        100,
+    ),
+    "blob_storage_failure_ratio": _floored(
+        _ratio(
+            cat.DEPENDENCY_CALLS,
+            {"dependency": "s3", "operation": "PutObject", "outcome": "timeout"},
+            {"dependency": "s3", "operation": "PutObject", "outcome": "success"},
+        ),
+        100,
+    ),
+    "http_client_failure_ratio": _floored(
+        _ratio(
+            cat.HTTP_CLIENT_REQUESTS,
+            {**_OUTBOUND, "status_code": "503"},
+            {**_OUTBOUND, "status_code": "200"},
+            "host",
+        ),
+        100,
+    ),
+    "web_vitals_lcp_p75_seconds": _vital_test(cat.WEB_VITALS_LCP),
+    "web_vitals_inp_p75_seconds": _vital_test(cat.WEB_VITALS_INP),
+    "web_vitals_cls_p75": _vital_test(cat.WEB_VITALS_CLS),
+    "frontend_errors_per_second": FamilyTest(
+        _rate_of(cat.FRONTEND_ERRORS, {"page": _PAGE, "error_type": "TypeError"}, "page")
+    ),
 }
 assert set(FAMILY_TESTS) == {f.key for f in FAMILIES}, "every alert family needs a test scenario"
 
@@ -427,8 +612,9 @@ def _env_for(spec: Spec, alert: AlertDef) -> str:
     return alert.environments[0] if alert.environments else sorted(spec.environments)[0]
 
 
-def _latency_bucket(threshold: float, firing: bool) -> int:
-    bounds = cat.HTTP_DURATION_BUCKETS
+def _latency_bucket(
+    threshold: float, firing: bool, bounds: tuple[float, ...] = cat.HTTP_DURATION_BUCKETS
+) -> int:
     if firing:
         for i in range(1, len(bounds)):
             if bounds[i - 1] >= threshold:
@@ -454,9 +640,12 @@ def _driver(alert: AlertDef, test: FamilyTest, firing: bool) -> Decimal:
         return Decimal(0) if firing else Decimal(1)
     if test.compare == "<":
         t = promql.decimal(alert.threshold or 0)
-        return (t - 1 if t >= 1 else t / 2) if firing else t
-    if family.unit == "seconds":
-        return Decimal(_latency_bucket(alert.threshold or 0, firing))
+        if firing:
+            return t - 1 if t >= 1 else t / 2
+        # a ratio of two rates is not exact: stay clear of the boundary
+        return (t + 1) / 2 if family.unit == "ratio" else t
+    if family.unit in ("seconds", "score"):
+        return Decimal(_latency_bucket(alert.threshold or 0, firing, test.buckets))
     return fire_value(alert, family.unit) if firing else silent_value(alert)
 
 
@@ -473,6 +662,24 @@ def low_traffic_case(ctx: TestCtx, alert: AlertDef) -> Case | None:
     return Case(
         f"{alert.name} {alert.severity} ({env}) stays silent on {promql.number(alert.min_requests / 4)} "
         f"events per window, below min_requests={alert.min_requests}",
+        scenario.series,
+        [Check(n, alert.name, [])],
+    )
+
+
+def usage_quiet_floor_case(ctx: TestCtx, alert: AlertDef) -> Case:
+    """The same drop after an hour that usually sees too few events: silent, a quiet night."""
+    hour = ctx.steps(ctx.profile.window(rule_exprs.USAGE_QUIET_WINDOW))
+    # just short of the floor, in a number promtool's notation writes exactly
+    usual = _sig3(Decimal(rule_exprs.USAGE_QUIET_MIN_EVENTS - 1) / hour, ROUND_FLOOR)
+    env = _env_for(ctx.spec, alert)
+    driver = _driver(alert, FAMILY_TESTS[alert.family], firing=True)
+    probe = _usage_quiet_scenario(ctx, env, driver, 1, usual)
+    n = probe.warmup_steps + ctx.steps(alert.for_) + 2
+    scenario = _usage_quiet_scenario(ctx, env, driver, n, usual)
+    return Case(
+        f"{alert.name} {alert.severity} ({env}) stays silent after an hour that usually sees "
+        f"{promql.number(usual * hour)} events, below {rule_exprs.USAGE_QUIET_MIN_EVENTS}",
         scenario.series,
         [Check(n, alert.name, [])],
     )
@@ -915,6 +1122,14 @@ def test_cases(spec: Spec, profile: Profile, groups: list[RuleGroup]) -> dict[st
             continue
         siblings = by_name[alert.name]
         file = files_of[alert.name]
+        if alert.family == "usage_quiet_ratio":
+            # a week of history: coarse steps in a file of its own keep promtool fast
+            quiet = TestCtx(spec, profile, USAGE_QUIET_STEP_SECONDS // profile.scale)
+            entry = out.setdefault(file.replace(".yml", "-usage-quiet.test.yml"), (quiet, [file], []))
+            entry[2].append(family_case(quiet, alert, siblings, firing=True))
+            entry[2].append(family_case(quiet, alert, siblings, firing=False))
+            entry[2].append(usage_quiet_floor_case(quiet, alert))
+            continue
         entry = out.setdefault(file.replace(".yml", ".test.yml"), (ctx, ["recording.yml", file], []))
         entry[2].append(family_case(ctx, alert, siblings, firing=True))
         entry[2].append(family_case(ctx, alert, siblings, firing=False))

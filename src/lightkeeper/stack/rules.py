@@ -42,6 +42,10 @@ _FILES: dict[Category, str] = {
     "cost": "cost.yml",
     "telemetry": "telemetry.yml",
     "meta": "meta.yml",
+    "synthetic": "synthetic.yml",
+    "product": "product.yml",
+    "dependencies": "dependencies.yml",
+    "frontend": "frontend.yml",
 }
 
 

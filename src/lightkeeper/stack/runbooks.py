@@ -73,6 +73,26 @@ CAUSES: dict[str, tuple[str, ...]] = {
         "Planned work (deploy, maintenance) in progress.",
         "The alerting pipeline itself (Prometheus, Alertmanager) needs attention.",
     ),
+    "synthetic": (
+        "The probed endpoint is down or answers wrongly (seen from outside, as users see it).",
+        "A certificate was not renewed (ACME job failing, manual certificate forgotten).",
+        "The lightkeeper server itself is overloaded or cannot reach its notification targets.",
+    ),
+    "product": (
+        "A feature broke without raising errors (a button that does nothing, a failing sign-in).",
+        "An attack (credential stuffing) or a bot.",
+        "Code uses a usage event or label value the declaration does not allow.",
+    ),
+    "dependencies": (
+        "The provider (email, S3, an external API) has an outage or throttles us.",
+        "Credentials expired or were rotated.",
+        "A network or DNS problem between the service and the provider.",
+    ),
+    "frontend": (
+        "A front-end release added heavy assets, layout shifts or slow handlers.",
+        "A JavaScript error on a page (often after a deploy, or in one browser).",
+        "The API behind the page became slower.",
+    ),
 }
 
 DEFAULT_STEPS: dict[str, tuple[str, ...]] = {
@@ -122,6 +142,26 @@ DEFAULT_STEPS: dict[str, tuple[str, ...]] = {
         "Mitigate (roll back, scale, shed load); page tiers now, ticket tiers within the week.",
     ),
     "meta": ("Check the alert's description; no action is needed for planned work.",),
+    "synthetic": (
+        "Open the lightkeeper server's status page and the probe's last error.",
+        "Reproduce from outside the network (curl the probed URL).",
+        "Check the lightkeeper server's own logs and metrics if several probes fail at once.",
+    ),
+    "product": (
+        "Open the Usage dashboard and compare with the same hour last week.",
+        "Read the logs of the affected flow (sign-in, content creation) around the start time.",
+        "Check the last deploy.",
+    ),
+    "dependencies": (
+        "Check the provider's status page.",
+        "Read the failing calls' error types in the logs.",
+        "Check credentials, quotas and network paths to the provider.",
+    ),
+    "frontend": (
+        "Open the Web performance row of the Usage dashboard and find the page.",
+        "Read the browser errors in the logs or Sentry.",
+        "Check the last front-end deploy.",
+    ),
 }
 
 _PROM_TEMPLATE = re.compile(r"\{\{\s*(.*?)\s*\}\}")

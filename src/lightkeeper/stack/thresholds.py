@@ -12,7 +12,7 @@ from lightkeeper import catalogue as cat
 from lightkeeper.spec.models import SEVERITIES, Severity, Spec
 from lightkeeper.stack import promql
 from lightkeeper.stack.alert_families import Family, applies_to
-from lightkeeper.stack.errors import GenerationError
+from lightkeeper.stack.errors import GenerationError, Loc
 
 
 def _cost_defaults(spec: Spec) -> dict[Severity, float]:
@@ -44,35 +44,47 @@ def family_thresholds(spec: Spec, family: Family) -> dict[Severity, dict[str, fl
             if not tiers:
                 raise GenerationError(
                     f"environments.{env_name}.thresholds.{family.key} gives one number but {family.key} "
-                    f"has no severity to replace; write e.g. {{high: {promql.number(override)}}}"
+                    f"has no severity to replace; write e.g. {{high: {promql.number(override)}}}",
+                    loc=("environments", env_name, "thresholds", family.key),
                 )
             least = [s for s in SEVERITIES if s in tiers][-1]
             tiers[least] = override
         for severity, value in tiers.items():
-            _check_threshold(family, f"environments.{env_name} / alerts.{family.key}.{severity}", value)
+            loc: Loc = ("alerts", family.key, severity)
+            if isinstance(override, dict) and severity in override:
+                loc = ("environments", env_name, "thresholds", family.key, severity)
+            elif override is not None and not isinstance(override, dict) and severity == least:
+                loc = ("environments", env_name, "thresholds", family.key)
+            where = f"environments.{env_name} / alerts.{family.key}.{severity}"
+            _check_threshold(family, where, value, loc)
             result.setdefault(severity, {})[env_name] = value
     return {s: result[s] for s in SEVERITIES if s in result}
 
 
-def _check_threshold(family: Family, where: str, value: float) -> None:
+def _check_threshold(family: Family, where: str, value: float, loc: Loc = ()) -> None:
     if family.thresholdless:
         return
     if family.unit == "ratio" and not 0 <= value < 1:
         raise GenerationError(
             f"{where} is {promql.number(value)}, but {family.key} is a share between 0 and 1 "
-            f"(0.05 means 5 %); write a number below 1"
+            f"(0.05 means 5 %); write a number below 1",
+            loc=loc,
         )
     top = cat.HTTP_DURATION_BUCKETS[-1]
     if family.unit == "seconds" and value >= top:
         raise GenerationError(
             f"{where} is {promql.number(value)}s, but latency quantiles cannot exceed the largest "
-            f"histogram bucket ({promql.number(top)}s), so the alert could never fire; write a smaller number"
+            f"histogram bucket ({promql.number(top)}s), so the alert could never fire; "
+            "write a smaller number",
+            loc=loc,
         )
     if family.key == "celery_workers_min" and value <= 0:
-        raise GenerationError(f"{where} must be at least 1 (it alerts when fewer workers than this answer)")
+        raise GenerationError(
+            f"{where} must be at least 1 (it alerts when fewer workers than this answer)", loc=loc
+        )
     if value < 0:
         raise GenerationError(
-            f"{where} is negative; thresholds are counts, rates or sizes: write a number >= 0"
+            f"{where} is negative; thresholds are counts, rates or sizes: write a number >= 0", loc=loc
         )
 
 

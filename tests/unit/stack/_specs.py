@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
+from lightkeeper import catalogue
 from lightkeeper.spec.loader import load_spec, parse_spec
 from lightkeeper.spec.models import Spec
 
@@ -54,4 +57,16 @@ def with_slo(slo_yaml: str, extra: str = "") -> Spec:
     return parse_spec(
         f"service: api\nenvironments:\n  prod: {{targets: ['api:8000']}}\nslos:\n  - {slo_yaml}\n{extra}",
         "slo.yaml",
+    )
+
+
+def plan_signals(monkeypatch: pytest.MonkeyPatch, *signals: catalogue.Signal) -> None:
+    """Mark catalogue signals as planned for one test, as if no code emitted them yet.
+
+    Every generator asks `Signal.emitted` (directly or through `catalogue.all_emitted`),
+    so patching the property reaches the expressions that captured the signal objects.
+    """
+    names = {s.name for s in signals}
+    monkeypatch.setattr(
+        catalogue.Signal, "emitted", property(lambda s: s.planned is None and s.name not in names)
     )

@@ -46,7 +46,11 @@ def test_repeated_or_missing_family_is_refused() -> None:
     with pytest.raises(ValueError, match="repeated: error_rate"):
         load(_edited(lambda d: d["families"].append(d["families"][0])))
     with pytest.raises(ValueError, match=r"missing \['instance_down'\]"):
-        load(_edited(lambda d: d["families"].pop()))
+        load(
+            _edited(
+                lambda d: d["families"].remove(next(f for f in d["families"] if f["key"] == "instance_down"))
+            )
+        )
 
 
 def test_a_traffic_floor_belongs_exactly_to_ratio_and_quantile_families() -> None:

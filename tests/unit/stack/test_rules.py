@@ -10,6 +10,7 @@ import pytest
 from lightkeeper import catalogue as cat
 from lightkeeper.spec import starter
 from lightkeeper.spec.loader import parse_spec
+from lightkeeper.spec.models import Spec
 from lightkeeper.stack import names, prometheus, rules
 from lightkeeper.stack.alert_families import FAMILY_BY_KEY, is_active
 from lightkeeper.stack.errors import GenerationError
@@ -17,7 +18,7 @@ from lightkeeper.stack.profile import get_profile
 from lightkeeper.stack.rule_defs import AlertDef
 from lightkeeper.stack.rule_exprs import EXPRESSIONS
 from lightkeeper.stack.thresholds import family_thresholds
-from tests.unit.stack._specs import ISSUE_EXAMPLE, example_spec, issue_spec
+from tests.unit.stack._specs import ISSUE_EXAMPLE, example_spec, issue_spec, plan_signals
 
 SEVERITIES = {"critical", "high", "medium", "low"}
 _WORKFLOW = "workflow:\n  item: {processing_statuses: [publishing]}\n"
@@ -39,6 +40,9 @@ def test_every_alert_carries_the_shared_labels_and_annotations() -> None:
 def test_environment_label_is_static_or_kept_by_the_expression() -> None:
     for alert in rules.all_alerts(example_spec()):
         if "environment" in alert.rule_labels():
+            continue
+        if alert.category == "synthetic":  # the server's probes belong to no environment
+            assert f'job="{names.SERVER_JOB}"' in alert.expr and "environment" not in alert.expr, alert.name
             continue
         assert re.search(r"by \([^)]*environment|^service_environment|^slo:sli_error", alert.expr), alert.name
 
@@ -82,7 +86,7 @@ def test_telemetry_missing_is_per_environment_absent() -> None:
     ]
 
 
-def test_meta_alerts_exist() -> None:
+def test_meta_alerts_exist(monkeypatch: pytest.MonkeyPatch) -> None:
     by_name = {a.name: a for a in rules.all_alerts(issue_spec())}
     assert by_name[names.WATCHDOG_ALERT].expr == "vector(1)"
     assert cat.BUILD_INFO.name in by_name[names.DEPLOY_ALERT].expr
@@ -94,6 +98,10 @@ def test_meta_alerts_exist() -> None:
     with_server = issue_spec().model_copy(
         update={"prometheus": issue_spec().prometheus.model_copy(update={"server_targets": ["lk:8080"]})}
     )
+    # ... and only once the server emits the gauge (it is planned today).
+    assert not cat.MAINTENANCE.emitted
+    assert names.MAINTENANCE_ALERT not in {a.name for a in rules.all_alerts(with_server)}
+    monkeypatch.setattr(cat, "MAINTENANCE", dataclasses.replace(cat.MAINTENANCE, planned=None))
     by_name = {a.name: a for a in rules.all_alerts(with_server)}
     assert cat.MAINTENANCE.name in by_name[names.MAINTENANCE_ALERT].expr
 
@@ -109,21 +117,40 @@ def test_disabled_and_overridden_families() -> None:
     assert "CPUUtilizationHigh" not in by_name
     (memory,) = by_name["MemoryUsageHigh"]
     assert (memory.severity, memory.threshold, memory.for_) == ("low", 100.0, "1h")
-    # LLM spend is not emitted yet (issue 13): its defaults still follow the budget.
-    assert "LLMCostRateHigh" not in by_name
+    assert "LLMCostRateHigh" in by_name
+
+
+def test_planned_signals_keep_their_families_out_but_not_their_thresholds(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    spec = parse_spec(ISSUE_EXAMPLE + "budgets: {llm_monthly_usd: 720}\n")
+    assert "LLMCostRateHigh" in {a.name for a in rules.all_alerts(spec)}
+    plan_signals(monkeypatch, cat.LLM_COST)
+    assert "LLMCostRateHigh" not in {a.name for a in rules.all_alerts(spec)}
+    # the defaults still follow the budget, ready for when the signal is emitted
     cost = family_thresholds(spec, FAMILY_BY_KEY["llm_cost_usd_per_hour"])
     assert cost == {"high": {"prod": 5.0, "beta": 5.0}, "medium": {"prod": 2.0, "beta": 2.0}}
 
 
-def test_no_rule_reads_a_signal_nothing_emits_yet() -> None:
+def _planned_reads(spec: Spec) -> list[tuple[str, str]]:
     planned = {s.name for s in cat.ALL if not s.emitted}
-    assert planned, "no planned signal left: this test guards nothing, drop it"
+    return [(a.name, name) for a in rules.all_alerts(spec) for name in planned if name in a.expr]
+
+
+def test_no_rule_reads_a_signal_nothing_emits() -> None:
     spec = parse_spec(ISSUE_EXAMPLE + "budgets: {llm_monthly_usd: 720}\n" + _WORKFLOW)
-    for alert in rules.all_alerts(spec):
-        for name in planned:
-            assert name not in alert.expr, (alert.name, name)
+    assert _planned_reads(spec) == []
+    assert _planned_reads(example_spec()) == []
+
+
+def test_no_rule_reads_a_planned_signal(monkeypatch: pytest.MonkeyPatch) -> None:
+    spec = parse_spec(ISSUE_EXAMPLE + "budgets: {llm_monthly_usd: 720}\n" + _WORKFLOW)
+    assert {"LLMCostRateHigh", "WorkflowEntitiesStuck"} <= {a.name for a in rules.all_alerts(spec)}
+    plan_signals(monkeypatch, cat.LLM_COST, cat.WORKFLOW_STUCK_ENTITIES)
+    assert _planned_reads(spec) == []
     names_ = {a.name for a in rules.all_alerts(spec)}
     assert {"LLMCostRateHigh", "WorkflowEntitiesStuck"}.isdisjoint(names_)
+    assert "HTTPErrorRateHigh" in names_
 
 
 def test_families_over_planned_signals_come_back_once_emitted(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -190,7 +217,9 @@ def test_prometheus_config_scrapes_each_environment_with_labels() -> None:
 
     cfg = yaml.safe_load(prometheus.render(spec)[prometheus.CONFIG_PATH])
     jobs = {j["job_name"]: j for j in cfg["scrape_configs"]}
-    assert set(jobs) == {"saas-api-beta", "saas-api-prod"}
+    assert set(jobs) == {"saas-api-beta", "saas-api-prod", names.SERVER_JOB}
+    server = jobs[names.SERVER_JOB]
+    assert server["static_configs"] == [{"targets": ["lightkeeper:8080"]}] and server["honor_labels"]
     prod = jobs["saas-api-prod"]
     assert prod["static_configs"][0]["labels"] == {"service": "saas-api", "environment": "prod"}
     assert prod["authorization"] == {"type": "Bearer", "credentials_file": "/run/secrets/metrics_token"}

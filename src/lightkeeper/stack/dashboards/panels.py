@@ -34,7 +34,7 @@ SEVERITY_COLORS: dict[Severity, str] = {
     "critical": "red",
 }
 # Families whose rule fires when the value drops *below* the threshold.
-LOWER_IS_WORSE = frozenset({"celery_workers_min"})
+LOWER_IS_WORSE = frozenset({"celery_workers_min", "tls_expiry_days", "usage_quiet_ratio"})
 
 Json = dict[str, Any]
 

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 from lightkeeper.catalogue import Signal
 from lightkeeper.stack import promql
+from lightkeeper.stack.names import SERVER_JOB
 from lightkeeper.stack.promql import Matcher
 
 RATE = "$__rate_interval"
@@ -65,6 +66,12 @@ def sum_rate(
 def aggregate(agg: str, signal: Signal, by: Sequence[str] = BY_ENV, *extra: Matcher) -> str:
     """`agg by (...) (gauge{...})` for gauges."""
     return f"{agg} {_by(signal, by)} ({series(signal, '', *extra)})"
+
+
+def server(agg: str, signal: Signal, by: Sequence[str] = ()) -> str:
+    """A gauge of the lightkeeper server: its series carry `probe`, not `$service`."""
+    _check_labels(signal, by)
+    return f"{agg} {promql.by(*by)} ({promql.selector(signal, [('job', '=', SERVER_JOB)])})"
 
 
 def quantile(q: str, signal: Signal, by: Sequence[str] = BY_ENV, *extra: Matcher, window: str = RATE) -> str:

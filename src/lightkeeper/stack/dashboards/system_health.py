@@ -111,22 +111,29 @@ def build(spec: Spec) -> Json:
             thresholds=p.alert_thresholds(spec, "requests_in_progress"),
         ),
         p.row("Health and telemetry"),
-        p.stat(
-            "Maintenance window",
-            [Query(q.aggregate("max", cat.MAINTENANCE), env)],
-            description="1 while the lightkeeper server reports an open maintenance window: "
-            "error and latency alerts are inhibited meanwhile.",
-            mappings=[
-                {
-                    "type": "value",
-                    "options": {
-                        "0": {"text": "none", "color": "green", "index": 0},
-                        "1": {"text": "OPEN", "color": "blue", "index": 1},
-                    },
-                }
-            ],
-            w=6,
-            h=8,
+        # Only a lightkeeper server that reports maintenance windows feeds this panel.
+        *(
+            [
+                p.stat(
+                    "Maintenance window",
+                    [Query(q.aggregate("max", cat.MAINTENANCE), env)],
+                    description="1 while the lightkeeper server reports an open maintenance window: "
+                    "error and latency alerts are inhibited meanwhile.",
+                    mappings=[
+                        {
+                            "type": "value",
+                            "options": {
+                                "0": {"text": "none", "color": "green", "index": 0},
+                                "1": {"text": "OPEN", "color": "blue", "index": 1},
+                            },
+                        }
+                    ],
+                    w=6,
+                    h=8,
+                ),
+            ]
+            if cat.MAINTENANCE.emitted and spec.prometheus.server_targets
+            else []
         ),
         p.timeseries(
             "Readiness check duration p95",
@@ -162,6 +169,7 @@ def build(spec: Spec) -> Json:
             " and log events dropped by sampling.",
             w=6,
         ),
+        *_probe_panels(spec),
         p.row("Logs"),
         p.logs(
             "Error logs",
@@ -175,3 +183,46 @@ def build(spec: Spec) -> Json:
         panels,
         description=f"Is {spec.service} up and healthy: targets, versions, readiness, saturation.",
     )
+
+
+def _probe_panels(spec: Spec) -> list[Json]:
+    """The lightkeeper server's probes, where the spec scrapes a server."""
+    reads = (cat.PROBE_SUCCESS, cat.PROBE_DURATION_SECONDS, cat.PROBE_TLS_EXPIRY_SECONDS)
+    if not spec.prometheus.server_targets or not cat.all_emitted(*reads, cat.SERVER_OUTBOX_DEPTH):
+        return []
+    by_probe = ("probe",)
+    return [
+        p.row("Probes (lightkeeper server)"),
+        p.table(
+            "Probe state",
+            [Query(q.server("min", cat.PROBE_SUCCESS, by_probe), instant=True, table=True)],
+            description="1 up, 0 down, as the server decided after each probe's retries. "
+            + p.threshold_note(spec, "probe_down"),
+            w=8,
+        ),
+        p.timeseries(
+            "Probe duration",
+            [Query(q.server("max", cat.PROBE_DURATION_SECONDS, by_probe), "{{probe}}")],
+            unit="s",
+            w=8,
+        ),
+        p.table(
+            "TLS certificate days left",
+            [
+                Query(
+                    f"{q.server('min', cat.PROBE_TLS_EXPIRY_SECONDS, by_probe)} / 86400",
+                    instant=True,
+                    table=True,
+                )
+            ],
+            description=p.threshold_note(spec, "tls_expiry_days"),
+            w=4,
+        ),
+        p.stat(
+            "Notification outbox",
+            [Query(q.server("max", cat.SERVER_OUTBOX_DEPTH), "outbox")],
+            description=p.threshold_note(spec, "server_outbox_depth"),
+            thresholds=p.alert_thresholds(spec, "server_outbox_depth"),
+            w=4,
+        ),
+    ]

@@ -1,4 +1,4 @@
-"""Usage: business events, sign-ins, workflow health and LLM spend.
+"""Usage: business events, sign-ins, workflow health, LLM spend and web performance.
 
 A section appears only once something emits its signals (and, for workflow health,
 once the spec declares workflow entities): a row of "No data" panels teaches people
@@ -28,6 +28,8 @@ def build(spec: Spec) -> Json:
         cat.LLM_COST, cat.GEN_AI_TOKEN_USAGE, cat.GEN_AI_OPERATION_DURATION, cat.GEN_AI_ERRORS
     ):
         panels += _llm_panels(spec)
+    if cat.all_emitted(cat.WEB_VITALS_LCP, cat.WEB_VITALS_INP, cat.WEB_VITALS_CLS, cat.FRONTEND_ERRORS):
+        panels += _web_panels(spec)
     return p.dashboard(
         spec,
         KEY,
@@ -108,7 +110,58 @@ def _workflow_panels(spec: Spec) -> list[Json]:
             + p.threshold_note(spec, "workflow_stuck"),
             thresholds=p.alert_thresholds(spec, "workflow_stuck"),
         ),
+        p.timeseries(
+            "Oldest processing age",
+            [
+                Query(
+                    q.aggregate("max", cat.WORKFLOW_OLDEST_PROCESSING_AGE, ("environment", "entity")),
+                    "{{environment}} {{entity}}",
+                )
+            ],
+            unit="s",
+            description="Age of the oldest entity still in a processing status (0 when none is).",
+        ),
     ]
+
+
+# Web vitals panels: (title, signal, alert family, Grafana unit).
+_VITALS: tuple[tuple[str, cat.Signal, str, str], ...] = (
+    ("LCP p75 by page", cat.WEB_VITALS_LCP, "web_vitals_lcp_p75_seconds", "s"),
+    ("INP p75 by page", cat.WEB_VITALS_INP, "web_vitals_inp_p75_seconds", "s"),
+    ("CLS p75 by page", cat.WEB_VITALS_CLS, "web_vitals_cls_p75", "none"),
+)
+
+
+def _web_panels(spec: Spec) -> list[Json]:
+    """Core Web Vitals at the 75th percentile of page views, as web.dev judges them."""
+    found = [p.row("Web performance")]
+    for title, signal, family, unit in _VITALS:
+        found.append(
+            p.timeseries(
+                title,
+                [Query(q.quantile("0.75", signal, ("environment", "page")), "{{environment}} {{page}}")],
+                unit=unit,
+                description=p.threshold_note(spec, family),
+                thresholds=p.alert_thresholds(spec, family),
+                w=8,
+            )
+        )
+    found.append(
+        p.timeseries(
+            "JavaScript errors by page",
+            [
+                Query(
+                    q.sum_rate(cat.FRONTEND_ERRORS, ("environment", "page", "error_type")),
+                    "{{environment}} {{page}} {{error_type}}",
+                )
+            ],
+            unit="ops",
+            description="Uncaught errors and unhandled rejections; messages and stacks are in the logs. "
+            + p.threshold_note(spec, "frontend_errors_per_second"),
+            thresholds=p.alert_thresholds(spec, "frontend_errors_per_second"),
+        )
+    )
+    return found
 
 
 def _llm_panels(spec: Spec) -> list[Json]:
