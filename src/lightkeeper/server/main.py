@@ -121,11 +121,12 @@ async def serve(
             connectivity = (
                 ConnectivityChecker(config.connectivity_check) if config.connectivity_check else None
             )
+            # No http_client: the scheduler's own client is sized to its concurrency
+            # (see probes.http.shared_client); this one is for notifications.
             scheduler = Scheduler(
                 engine,
                 options=SchedulerOptions(service=config.service),
                 connectivity=connectivity,
-                http_client=client,
             )
             router = build_router(config.spec, client, alertmanager_url=section.alertmanager_url)
             dispatcher = Dispatcher(engine, router)

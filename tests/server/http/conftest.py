@@ -1,7 +1,15 @@
-"""An app over a fresh SQLite file per test, with a fixed clock and a known admin token."""
+"""An app over a fresh store per test, with a fixed clock and a known admin token.
+
+The store is a SQLite file and, as a second run of every store-backed test, a private
+schema on the local PostgreSQL (created and dropped per test, so parallel runs never see
+each other's rows). The slow tests (browser, fuzz, speed, processes) use `sqlite_engine`
+only: they check the HTTP surface, not the backend, and would double the suite's time.
+"""
 
 from __future__ import annotations
 
+import os
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -10,7 +18,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
 from lightkeeper.server.config import ServerConfig
 from lightkeeper.server.http import auth
@@ -20,13 +28,53 @@ from lightkeeper.spec.server import ServerSection
 
 TOKEN = "test-admin-token-0123456789"
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+PG_URL = os.environ.get("LIGHTKEEPER_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+def _ready(engine: Engine) -> Engine:
+    upgrade(engine)
+    auth.ensure_admin_token(engine, TOKEN)
+    return engine
 
 
 @pytest.fixture
-def engine(tmp_path: Path) -> Iterator[Engine]:
+def pg_blank_engine() -> Iterator[Engine]:
+    """An empty private schema on the local PostgreSQL, dropped after the test."""
+    schema = f"lk_http_{uuid.uuid4().hex[:12]}"
+    admin = make_engine(PG_URL)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    engine = make_engine(PG_URL, connect_args={"options": f"-csearch_path={schema}"})
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def blank_engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    """An engine on an empty store (no tables yet), once per backend."""
+    if request.param == "postgresql":
+        yield request.getfixturevalue("pg_blank_engine")
+        return
     made = make_engine(f"sqlite:///{tmp_path / 'server.db'}")
-    upgrade(made)
-    auth.ensure_admin_token(made, TOKEN)
+    yield made
+    made.dispose()
+
+
+@pytest.fixture
+def engine(blank_engine: Engine) -> Engine:
+    """A migrated store holding the test admin token, once per backend."""
+    return _ready(blank_engine)
+
+
+@pytest.fixture
+def sqlite_engine(tmp_path: Path) -> Iterator[Engine]:
+    """A migrated SQLite store, for the slow tests that run on one backend only."""
+    made = _ready(make_engine(f"sqlite:///{tmp_path / 'server.db'}"))
     yield made
     made.dispose()
 

@@ -50,10 +50,8 @@ def test_admin_token_is_generated_once_and_only_without_one(engine: Engine) -> N
     assert prepare(_config(), engine) is None
 
 
-def test_generated_token_works_and_is_stored_hashed(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from lightkeeper.server.store.db import make_engine
-
-    fresh = make_engine(f"sqlite:///{tmp_path / 'fresh.db'}")
+def test_generated_token_works_and_is_stored_hashed(blank_engine: Engine) -> None:
+    fresh = blank_engine
     token = prepare(_config(), fresh)
     assert token is not None and len(token) >= 32
     assert prepare(_config(), fresh) is None
@@ -61,7 +59,6 @@ def test_generated_token_works_and_is_stored_hashed(tmp_path) -> None:  # type: 
     assert not auth.is_admin(fresh, None, token + "x")
     with fresh.connect() as conn:
         assert token not in conn.execute(select(t.admin_tokens.c.sha256)).scalars().all()
-    fresh.dispose()
 
 
 def test_no_data_marks_are_written_once(engine: Engine) -> None:

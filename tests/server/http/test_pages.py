@@ -72,6 +72,9 @@ def test_day_page_lists_that_days_incidents(harness: Harness) -> None:
     assert "Incidents on 2026-11-05" in html and "expected status 200, got 503" in html
     assert "No incidents on this day." in client.get("/incidents", params={"day": "2026-11-06"}).text
     assert client.get("/incidents", params={"day": "soon"}).status_code == 422
+    # the last representable day has no end to query up to: was a 500
+    assert client.get("/incidents", params={"day": "9999-12-31"}).status_code == 422
+    assert client.get("/incidents", params={"day": "9999-12-30"}).status_code == 200
 
 
 def test_page_escapes_text_from_the_store(harness: Harness) -> None:

@@ -7,6 +7,7 @@ from datetime import timedelta
 import pytest
 from fastapi.testclient import TestClient
 
+from lightkeeper.server.http import auth
 from tests.server.http import seed
 from tests.server.http.conftest import ADMIN, NOW, Harness
 
@@ -198,3 +199,11 @@ def test_unparsable_bodies_and_huge_ids_are_4xx(client: TestClient) -> None:
     assert (
         client.post("/api/maintenance", content=b"\x80{}", headers={**ADMIN, **json_type}).status_code == 400
     )
+
+
+def test_a_non_ascii_ping_token_is_404(harness: Harness) -> None:
+    # found by the schemathesis fuzz: a token of the right length with a non-ASCII
+    # character made hmac.compare_digest raise (it compares str only when ASCII)
+    seed.probe(harness.engine, "beat", kind="heartbeat")
+    token = "0" * (auth.PING_TOKEN_CHARS - 1) + "\u0080"
+    assert harness.make().post(f"/ping/{token}").status_code == 404

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import insert
+from sqlalchemy import Engine, insert
 
 from lightkeeper.server.http import status_page
 from lightkeeper.server.store import sketch
@@ -25,6 +25,12 @@ from tests.server.http.conftest import Harness
 
 pytestmark = pytest.mark.slow
 BUDGET_MS = 500
+
+
+@pytest.fixture
+def engine(sqlite_engine: Engine) -> Engine:
+    """SQLite only: the read path is the same on both stores and seeding a year twice is slow."""
+    return sqlite_engine
 
 
 def _median_ms(action: Callable[[], object], runs: int = 5) -> float:

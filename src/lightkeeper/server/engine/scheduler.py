@@ -17,7 +17,9 @@ First runs are spread at random over one interval, so a restart with 10 000 prob
 does not fire them all in the same second. Each run is its own task behind a
 concurrency semaphore and `run_probe` enforces the probe's timeout, so a hanging
 target holds one slot for at most its timeout and never delays the others. Results
-are applied in batches, one transaction each (`transitions.apply_results`).
+are applied in batches, one transaction each (`transitions.apply_results`). HTTP
+probes share one client sized to the concurrency (`probes.http.shared_client`);
+bench/server_probes.py measures what this sustains.
 """
 
 from __future__ import annotations
@@ -177,22 +179,22 @@ class Scheduler:
             await asyncio.sleep(self.options.tick_seconds)
 
     async def _write_loop(self) -> None:
-        loop = asyncio.get_running_loop()
+        """Collect results for `flush_seconds` (or until `flush_rows`), then write them in one go.
+
+        The batch is gathered by sleeping once and taking what is queued, not by waiting for
+        each item: per-item waits cost the event loop several turns a result, and when the
+        loop was busy the writer fell behind the probes without bound.
+        """
         stopping = False
         while not stopping:
             first = await self._queue.get()
             if first is None:
                 return
+            if self._queue.qsize() < self.options.flush_rows:
+                await asyncio.sleep(self.options.flush_seconds)
             batch = [first]
-            deadline = loop.time() + self.options.flush_seconds
-            while len(batch) < self.options.flush_rows:
-                remaining = deadline - loop.time()
-                if remaining <= 0:
-                    break
-                try:
-                    item = await asyncio.wait_for(self._queue.get(), remaining)
-                except TimeoutError:
-                    break
+            while len(batch) < self.options.flush_rows and not self._queue.empty():
+                item = self._queue.get_nowait()
                 if item is None:
                     stopping = True
                     break

@@ -84,6 +84,6 @@ def probe_for_ping_token(engine: Engine, token: str, names: list[str]) -> str | 
     key = _ping_key(engine)
     for name in names:
         expected = hmac.new(key, f"ping:{name}".encode(), hashlib.sha256).hexdigest()[:PING_TOKEN_CHARS]
-        if hmac.compare_digest(expected, token):
+        if hmac.compare_digest(expected.encode(), token.encode()):  # str needs ASCII: bytes for any token
             return name
     return None

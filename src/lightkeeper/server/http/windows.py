@@ -42,8 +42,9 @@ def rolling(text: str, now: datetime) -> Window:
 def month_bounds(text: str, zone: str) -> tuple[datetime, datetime]:
     """[first instant, first instant of the next month) of `YYYY-MM` in `zone`, in UTC."""
     match = _MONTH.match(text)
-    if not match or not 1 <= int(match.group(2)) <= 12 or int(match.group(1)) < 1970:
-        raise WindowError(f"month {text!r}: write year and month, e.g. 2026-11")
+    if not match or not 1 <= int(match.group(2)) <= 12 or not 1970 <= int(match.group(1)) < 9999:
+        # 9999 is refused too: its December would end past the last representable instant
+        raise WindowError(f"month {text!r}: write year (1970-9998) and month, e.g. 2026-11")
     year, month = int(match.group(1)), int(match.group(2))
     tz = ZoneInfo(zone)
     start = datetime(year, month, 1, tzinfo=tz)
