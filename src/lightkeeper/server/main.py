@@ -152,7 +152,9 @@ async def serve(
                     ),
                     name="lightkeeper-retention",
                 ),
-                asyncio.create_task(_every(cost_loop.EVERY_SECONDS, lambda: cost_loop.step(config, engine), "llm cost")),
+                asyncio.create_task(
+                    _every(cost_loop.EVERY_SECONDS, lambda: cost_loop.step(config, engine), "llm cost")
+                ),
             ]
             watcher = asyncio.create_task(_announce_when_up(server, announce, started))
             try:

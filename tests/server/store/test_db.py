@@ -15,9 +15,9 @@ from alembic.migration import MigrationContext
 from sqlalchemy import Engine, inspect, select
 from sqlalchemy.exc import IntegrityError, StatementError
 
+from lightkeeper.server.slo import samples as _slo_samples  # noqa: F401  (registers its table)
 from lightkeeper.server.store.db import DEFAULT_URL, make_engine, resolve_url, upgrade
 from lightkeeper.server.store.single_replica import StoreInUse, claim_single_replica
-from lightkeeper.server.slo import samples as _slo_samples  # noqa: F401  (registers its table)
 from lightkeeper.server.store.tables import incidents, metadata, results
 
 TABLES = {

@@ -209,9 +209,8 @@ def _requests(_target: Any) -> None:
 def _wrap_session_send(send: Any) -> Any:
     from opentelemetry import context as context_api
     from opentelemetry import propagate
-    from opentelemetry.trace import SpanKind, Status, StatusCode, set_span_in_context
-
     from opentelemetry.instrumentation.utils import is_instrumentation_enabled
+    from opentelemetry.trace import SpanKind, Status, StatusCode, set_span_in_context
 
     tracer = _provider.get_tracer(_TRACER)
     inject = propagate.inject
