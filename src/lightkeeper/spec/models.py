@@ -13,7 +13,7 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from lightkeeper import catalogue
-from lightkeeper.spec.kubernetes import KubernetesSection
+from lightkeeper.spec.kubernetes import KubernetesSection, Workload
 from lightkeeper.spec.probes import PROBES_EXAMPLE, ConnectivityCheck, Probe, unique_probe_names
 from lightkeeper.spec.server import SERVER_EXAMPLE, ServerSection
 
@@ -27,6 +27,9 @@ _LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 _ENV_VAR = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 # Target labels the generated scrape config sets, which rules and routing rely on.
 _RESERVED_TARGET_LABELS = frozenset({"service", "environment", "job", "instance", "component"})
+_DNS_LABEL = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
+# The `instance` rule tests give an environment whose targets are all discovered.
+DISCOVERED_SAMPLE_TARGET = "discovered-1:8000"
 
 
 class LocatedValueError(ValueError):
@@ -61,10 +64,56 @@ class StrictModel(BaseModel):
 
 
 # --- environments ------------------------------------------------------------------
-class Environment(StrictModel):
-    """A deployment of the service that Prometheus scrapes."""
+class FileSD(StrictModel):
+    """Targets listed in JSON/YAML files that something else (Ansible, Consul-template) keeps current."""
 
-    targets: list[str] = Field(min_length=1, description="host:port of each instance")
+    files: list[str] = Field(min_length=1, description="Paths or globs, relative to prometheus.yml")
+    refresh_interval: Duration | None = None
+
+
+class DnsSD(StrictModel):
+    """Targets from DNS: SRV records carry their port; A/AAAA records need `port`."""
+
+    names: list[str] = Field(min_length=1, description="DNS names, e.g. _metrics._tcp.api.example.com")
+    type: Literal["SRV", "A", "AAAA"] = "SRV"
+    port: int | None = Field(default=None, ge=1, le=65535, description="Required for A and AAAA")
+    refresh_interval: Duration | None = None
+
+    @model_validator(mode="after")
+    def _port(self) -> DnsSD:
+        if self.type == "SRV" and self.port is not None:
+            raise LocatedValueError("SRV records carry their own port; remove `port`", ("port",))
+        if self.type != "SRV" and self.port is None:
+            raise LocatedValueError(f"{self.type} records carry no port; add e.g. `port: 8000`", ("type",))
+        return self
+
+
+class KubernetesSD(Workload):
+    """Pods (or a Service's endpoints) found through the Kubernetes API, selected by their labels."""
+
+    role: Literal["pod", "endpoints"] = Field(
+        default="pod", description="pod: every pod; endpoints: the pods behind a Service (its labels)"
+    )
+    namespace: str | None = Field(
+        default=None, pattern=_DNS_LABEL, description="Namespace to watch; omitted: every namespace"
+    )
+    selector: dict[str, str] = Field(description="Labels of the pods (role pod) or the Service (endpoints)")
+
+    @field_validator("selector")
+    @classmethod
+    def _some_labels(cls, v: dict[str, str]) -> dict[str, str]:
+        if not v:
+            raise ValueError("give the labels that select the service, e.g. {app.kubernetes.io/name: api}")
+        return v
+
+
+class Environment(StrictModel):
+    """A deployment of the service that Prometheus scrapes: static targets and/or discovered ones."""
+
+    targets: list[str] = Field(default_factory=list, description="host:port of each instance")
+    file_sd: FileSD | None = None
+    dns_sd: DnsSD | None = None
+    kubernetes_sd: KubernetesSD | None = None
     metrics_path: str = "/metrics"
     scheme: Literal["http", "https"] = "http"
     scrape_interval: Duration | None = None
@@ -94,6 +143,22 @@ class Environment(StrictModel):
             if ":" not in t or "/" in t:
                 raise ValueError(f"target {t!r} must be host:port, e.g. api:8000")
         return v
+
+    @model_validator(mode="after")
+    def _some_targets(self) -> Environment:
+        if not (self.targets or self.file_sd or self.dns_sd or self.kubernetes_sd):
+            raise ValueError(
+                "an environment needs targets (host:port list) or a discovery: file_sd, dns_sd, kubernetes_sd"
+            )
+        return self
+
+    def discovers(self) -> bool:
+        return bool(self.file_sd or self.dns_sd or self.kubernetes_sd)
+
+    def sample_targets(self) -> list[str]:
+        """The static targets, or one stand-in when all are discovered: the `instance` of the
+        synthetic series in the generated rule tests, which need some instance to label."""
+        return sorted(self.targets) or [DISCOVERED_SAMPLE_TARGET]
 
 
 # Environment names that page through the top-level `routing` unless `production: false`.
@@ -401,9 +466,76 @@ class Dashboards(StrictModel):
     time_from: str = "now-6h"
 
 
+class RemoteWriteBasicAuth(StrictModel):
+    username: str = Field(min_length=1)
+    password_file: str = Field(min_length=1, description="File holding the password (never inline)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_inline_password(cls, data: Any) -> Any:
+        _refuse_inline(data, "password", "password_file")
+        return data
+
+
+class RemoteWriteQueue(StrictModel):
+    """The queue settings worth tuning for Mimir or Thanos Receive; Prometheus' defaults for the rest."""
+
+    capacity: int | None = Field(default=None, gt=0, description="Samples buffered per shard")
+    max_shards: int | None = Field(default=None, gt=0)
+    max_samples_per_send: int | None = Field(default=None, gt=0)
+
+
+class RemoteWrite(StrictModel):
+    """A long-term store (Mimir, Thanos Receive, ...) that Prometheus sends every sample to."""
+
+    url: str = Field(description="The push endpoint, e.g. https://mimir.example.com/api/v1/push")
+    basic_auth: RemoteWriteBasicAuth | None = None
+    bearer_token_file: str | None = Field(default=None, min_length=1, description="File holding the token")
+    queue_config: RemoteWriteQueue | None = None
+    retention: Duration | None = Field(
+        default=None, description="How long the store keeps samples; SLO periods are checked against it"
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        if not re.match(r"^https?://[^\s/]+(/\S*)?$", v):
+            raise ValueError("write the push endpoint's URL, e.g. https://mimir.example.com/api/v1/push")
+        if "@" in v.split("/", 3)[2]:
+            raise ValueError(
+                "credentials never go in the URL: use basic_auth.password_file or bearer_token_file"
+            )
+        return v
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_inline_token(cls, data: Any) -> Any:
+        _refuse_inline(data, "bearer_token", "bearer_token_file")
+        _refuse_inline(data, "authorization", "bearer_token_file")
+        return data
+
+    @model_validator(mode="after")
+    def _one_auth(self) -> RemoteWrite:
+        if self.basic_auth and self.bearer_token_file:
+            raise LocatedValueError("give basic_auth or bearer_token_file, not both", ("bearer_token_file",))
+        return self
+
+
+def _refuse_inline(data: Any, key: str, instead: str) -> None:
+    """Secrets live in files: an inline one would sit in the spec and in prometheus.yml."""
+    if isinstance(data, dict) and key in data:
+        raise LocatedValueError(
+            f"{key} is a secret and is never written inline; put it in a file and give `{instead}: <path>`",
+            (key,),
+        )
+
+
 class PrometheusOptions(StrictModel):
     retention: Duration = Field(
         default="30d", description="--storage.tsdb.retention.time; SLO windows must fit"
+    )
+    remote_write: list[RemoteWrite] = Field(
+        default_factory=list, description="Long-term stores (Mimir, Thanos Receive) Prometheus writes to"
     )
     scrape_interval: Duration = "15s"
     evaluation_interval: Duration = "15s"

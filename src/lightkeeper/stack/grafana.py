@@ -1,9 +1,10 @@
 """Grafana provisioning: datasources with trace <-> log links, the dashboard provider, dashboards.
 
-Datasources get the fixed uids of `names.DATASOURCE_UIDS`, which the dashboards
-reference directly, so nothing needs importing by hand. Grafana expands `$VAR` and
-`${VAR}` in provisioning files from its environment; Grafana's own link variables
-(`${__value.raw}`) are therefore written `$${...}`.
+Datasources get the fixed uids of `names.DATASOURCE_UIDS`, which are the defaults of
+the dashboards' datasource variables, so nothing needs importing by hand here, and the
+same dashboards import into an existing Grafana by choosing its datasources instead.
+Grafana expands `$VAR` and `${VAR}` in provisioning files from its environment;
+Grafana's own link variables (`${__value.raw}`) are therefore written `$${...}`.
 
 Links between the three signals:
 - Loki -> Tempo: a derived field reads `trace_id` from the JSON log line;

@@ -5,13 +5,21 @@ those two labels are what every rule groups by, so they come from Prometheus (th
 scrape config), not from the application, and cannot be mistyped in code. Celery
 workers serve their metrics on a port of their own; an environment that lists
 `celery_targets` gets a second job for them, labelled `component="celery-worker"`.
+
+Discovered targets (`file_sd`, `dns_sd`, `kubernetes_sd`) join the environment's one job,
+so `job` stays `<service>-<env>`. Relabelling then sets `service`, `environment` and the
+spec's extra labels on every target, over whatever a file or a pod says, and leaves
+`instance` (the scraped address) alone: rules never depend on a label the user adds.
+Kubernetes pods are selected by the API server (`selectors`), and only their named
+metrics port and only running pods are kept, so a finished job pod never counts as down.
+`remote_write` sends every sample to a long-term store; its secrets are read from files.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from lightkeeper.spec.models import Spec
+from lightkeeper.spec.models import Environment, RemoteWrite, Spec
 from lightkeeper.stack import names, yamltext
 from lightkeeper.stack.profile import Profile, get_profile
 from lightkeeper.stack.rule_defs import AlertDef, RecordingRule, RuleGroup
@@ -45,7 +53,11 @@ def config(spec: Spec, profile: Profile, rule_files: list[str]) -> dict[str, Any
         if env.bearer_token_file:
             job["authorization"] = {"type": "Bearer", "credentials_file": env.bearer_token_file}
         labels = {**dict(sorted(env.labels.items())), "service": spec.service, "environment": env_name}
-        job["static_configs"] = [{"targets": sorted(env.targets), "labels": labels}]
+        if env.targets:
+            job["static_configs"] = [{"targets": sorted(env.targets), "labels": labels}]
+        job.update(discovery_configs(env))
+        if env.discovers():
+            job["relabel_configs"] = discovery_relabelling(env, labels)
         jobs.append(job)
         if env.celery_targets:
             worker_labels = {**labels, names.COMPONENT_LABEL: names.CELERY_COMPONENT}
@@ -65,12 +77,94 @@ def config(spec: Spec, profile: Profile, rule_files: list[str]) -> dict[str, Any
                 "static_configs": [{"targets": sorted(opts.server_targets)}],
             }
         )
-    return {
+    out: dict[str, Any] = {
         "global": global_,
         "rule_files": rule_files,
         "alerting": {"alertmanagers": [{"static_configs": [{"targets": list(opts.alertmanagers)}]}]},
         "scrape_configs": jobs,
     }
+    if opts.remote_write:
+        out["remote_write"] = [remote_write(target) for target in opts.remote_write]
+    return out
+
+
+# Pod phases whose pods serve no metrics: scraping them would only report them down.
+_INACTIVE_POD_PHASES = "Pending|Succeeded|Failed"
+# Where each Kubernetes role exposes the name of the discovered port.
+_PORT_NAME_LABEL = {
+    "pod": "__meta_kubernetes_pod_container_port_name",
+    "endpoints": "__meta_kubernetes_endpoint_port_name",
+}
+
+
+def discovery_configs(env: Environment) -> dict[str, Any]:
+    """The `*_sd_configs` of one environment's job, in Prometheus' own field names."""
+    out: dict[str, Any] = {}
+    if env.file_sd:
+        file_sd: dict[str, Any] = {"files": list(env.file_sd.files)}
+        if env.file_sd.refresh_interval:
+            file_sd["refresh_interval"] = env.file_sd.refresh_interval
+        out["file_sd_configs"] = [file_sd]
+    if env.dns_sd:
+        dns: dict[str, Any] = {"names": list(env.dns_sd.names), "type": env.dns_sd.type}
+        if env.dns_sd.port is not None:
+            dns["port"] = env.dns_sd.port
+        if env.dns_sd.refresh_interval:
+            dns["refresh_interval"] = env.dns_sd.refresh_interval
+        out["dns_sd_configs"] = [dns]
+    if env.kubernetes_sd:
+        k8s = env.kubernetes_sd
+        selector = ",".join(f"{key}={value}" for key, value in sorted(k8s.selector.items()))
+        kube: dict[str, Any] = {"role": k8s.role, "selectors": [{"role": k8s.role, "label": selector}]}
+        if k8s.namespace:
+            kube["namespaces"] = {"names": [k8s.namespace]}
+        out["kubernetes_sd_configs"] = [kube]
+    return out
+
+
+def discovery_relabelling(env: Environment, labels: dict[str, str]) -> list[dict[str, Any]]:
+    """Keep only the service's metrics port of running pods, then stamp the target labels.
+
+    Static, file and DNS targets in the same job carry no Kubernetes meta labels: the
+    keep rule lets an empty namespace through, and the drop rule never matches an empty phase.
+    """
+    rules: list[dict[str, Any]] = []
+    if env.kubernetes_sd:
+        port_label = _PORT_NAME_LABEL[env.kubernetes_sd.role]
+        rules.append(
+            {
+                "source_labels": ["__meta_kubernetes_namespace", port_label],
+                "regex": f";.*|.+;{env.kubernetes_sd.port}",
+                "action": "keep",
+            }
+        )
+        rules.append(
+            {
+                "source_labels": ["__meta_kubernetes_pod_phase"],
+                "regex": _INACTIVE_POD_PHASES,
+                "action": "drop",
+            }
+        )
+    rules.extend(
+        {"target_label": name, "replacement": value, "action": "replace"} for name, value in labels.items()
+    )
+    return rules
+
+
+def remote_write(target: RemoteWrite) -> dict[str, Any]:
+    out: dict[str, Any] = {"url": target.url}
+    if target.basic_auth:
+        out["basic_auth"] = {
+            "username": target.basic_auth.username,
+            "password_file": target.basic_auth.password_file,
+        }
+    if target.bearer_token_file:
+        out["authorization"] = {"type": "Bearer", "credentials_file": target.bearer_token_file}
+    if target.queue_config:
+        queue = target.queue_config.model_dump(exclude_none=True)
+        if queue:
+            out["queue_config"] = dict(sorted(queue.items()))
+    return out
 
 
 def alert_rule(spec: Spec, alert: AlertDef) -> dict[str, Any]:

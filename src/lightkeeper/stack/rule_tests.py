@@ -165,7 +165,7 @@ class TestCtx:
 
     def target_labels(self, env: str) -> dict[str, str]:
         """Labels Prometheus attaches to a scraped series of this environment."""
-        instance = sorted(self.spec.environments[env].targets)[0]
+        instance = self.spec.environments[env].sample_targets()[0]
         return {
             "service": self.spec.service,
             "environment": env,
@@ -330,7 +330,7 @@ def _up(ctx: TestCtx, env: str, v: Decimal, n: int) -> Scenario:
     """The service's targets at `v`; live Celery workers beside them must not hide an outage."""
     out: list[tuple[str, list[Decimal | None]]] = []
     base = ctx.target_labels(env)
-    for target in sorted(ctx.spec.environments[env].targets):
+    for target in ctx.spec.environments[env].sample_targets():
         out.append((series_text(cat.UP.name, {**base, "instance": target}), gauge(v, n)))
     out.extend(_worker_up(ctx, env, Decimal(1), n))
     return Scenario(out, _se(base), float(v))

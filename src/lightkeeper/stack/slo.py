@@ -29,7 +29,7 @@ from typing import cast
 
 from lightkeeper import slo_math as shared
 from lightkeeper.catalogue import HTTP_DURATION_BUCKETS
-from lightkeeper.spec.models import SLI, SLO, LatencySLI, Severity
+from lightkeeper.spec.models import SLI, SLO, LatencySLI, PrometheusOptions, Severity
 from lightkeeper.stack import promql
 from lightkeeper.stack.errors import GenerationError
 
@@ -190,24 +190,48 @@ def latency_le(sli: SLI) -> str:
     )
 
 
-def check_retention(slo: SLO, retention: str) -> None:
-    """Every window must fit in what Prometheus keeps, or its ratio is silently truncated."""
-    keep = promql.seconds(retention)
+def history(prometheus: PrometheusOptions) -> tuple[str, str]:
+    """How long the SLO period can look back, and the spec field that says so.
+
+    With `remote_write` to a store whose `retention` is given, the period's ratio reads
+    that store's history (the longest one, when several keep it); otherwise Prometheus' own.
+    """
+    long_term = [(i, rw.retention) for i, rw in enumerate(prometheus.remote_write) if rw.retention]
+    if not long_term:
+        return prometheus.retention, "prometheus.retention"
+    index, retention = max(long_term, key=lambda k: (promql.seconds(k[1]), -k[0]))
+    return retention, f"prometheus.remote_write[{index}].retention"
+
+
+def check_retention(slo: SLO, prometheus: PrometheusOptions | str) -> None:
+    """Every window must fit in the history it reads, or its ratio is silently truncated.
+
+    The burn-rate tiers alert from Prometheus itself, so they must fit its own retention;
+    the whole-period window may read a long-term store's (see `history`).
+    """
+    if isinstance(prometheus, str):
+        local, (period, period_field) = prometheus, (prometheus, "prometheus.retention")
+    else:
+        local, (period, period_field) = prometheus.retention, history(prometheus)
+    period_window_seconds = period_seconds(slo.period)
     for window in windows(slo):
-        if promql.seconds(window) > keep:
+        is_period = promql.seconds(window) == period_window_seconds
+        keep, field = (period, period_field) if is_period else (local, "prometheus.retention")
+        if promql.seconds(window) > promql.seconds(keep):
             raise GenerationError(
-                f"SLO {slo.name!r} needs {window} of history but prometheus.retention is {retention}; "
-                f"set prometheus.retention to at least {window}, or shorten the SLO period",
+                f"SLO {slo.name!r} needs {window} of history but {field} is {keep}; "
+                f"set {field} to at least {window}, or shorten the SLO period",
                 loc=("slos", slo.name, "period"),
             )
 
 
-def check(slo: SLO, retention: str) -> list[Tier]:
-    """Every generation-time check for one SLO; returns its resolved tiers."""
+def check(slo: SLO, prometheus: PrometheusOptions | str) -> list[Tier]:
+    """Every generation-time check for one SLO (against `prometheus.retention` when given a
+    string); returns its resolved tiers."""
     if isinstance(slo.sli, LatencySLI):
         try:
             latency_le(slo.sli)
         except GenerationError as exc:
             raise GenerationError(str(exc), loc=("slos", slo.name, "sli", "threshold_seconds")) from None
-    check_retention(slo, retention)
+    check_retention(slo, prometheus)
     return resolve_tiers(slo)

@@ -80,7 +80,7 @@ def slo_groups(ctx: Ctx) -> list[RuleGroup]:
     spec = ctx.spec
     groups: list[RuleGroup] = []
     for slo in spec.slos:
-        tiers = slo_math.check(slo, spec.prometheus.retention)
+        tiers = slo_math.check(slo, spec.prometheus)
         budget = slo_math.error_budget(slo.objective)
         labels = {"slo": slo.name}
         period = ctx.w(slo_math.period_window(slo.period))

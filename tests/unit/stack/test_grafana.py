@@ -156,9 +156,13 @@ def test_one_file_per_dashboard_and_provisioning(files: dict[str, str]) -> None:
     assert set(BUILDERS) == set(names.DASHBOARD_TITLES)
 
 
+def _datasource_variables(dash: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The dashboard's datasource variables by the datasource type they choose from."""
+    return {v["query"]: v for v in dash["templating"]["list"] if v["type"] == "datasource"}
+
+
 def test_dashboards_provision_unattended(dashboards: dict[str, dict[str, Any]]) -> None:
     s = spec()
-    uids = set(names.DATASOURCE_UIDS.values())
     for key, dash in dashboards.items():
         assert "__inputs" not in dash and "__requires" not in dash
         assert dash["uid"] == names.dashboard_uid(s, key)  # type: ignore[arg-type]
@@ -166,19 +170,56 @@ def test_dashboards_provision_unattended(dashboards: dict[str, dict[str, Any]]) 
         assert dash["schemaVersion"] >= 39
         assert dash["title"].startswith(names.DASHBOARD_TITLES[key])  # type: ignore[index]
         assert dash["refresh"] == "1m" and dash["time"] == {"from": "now-12h", "to": "now"}
-        assert "${" not in json.dumps(dash), "no datasource placeholders to fill in by hand"
+        # The only placeholders are the datasource variables, which default to the provisioned uids.
+        variables = {f"${{{v['name']}}}" for v in _datasource_variables(dash).values()}
+        assert set(re.findall(r"\$\{[^}]*\}", json.dumps(dash))) <= variables, key
         for panel in all_panels(dash):
             assert panel["type"] in PANEL_TYPES, panel["title"]
             if panel["type"] == "row":
                 continue
-            assert panel["datasource"]["uid"] in uids, panel["title"]
             assert panel["targets"], panel["title"]
-            for target in panel["targets"]:
-                assert target["datasource"]["uid"] in uids
-                assert target["datasource"] == panel["datasource"]
             if panel["type"] != "logs":
                 steps = panel["fieldConfig"]["defaults"]["thresholds"]["steps"]
                 assert steps[0]["value"] is None, "Grafana's base step has value null"
+
+
+def test_every_panel_and_query_takes_its_datasource_from_a_variable(
+    dashboards: dict[str, dict[str, Any]],
+) -> None:
+    seen_types: set[str] = set()
+    for key, dash in dashboards.items():
+        variables = _datasource_variables(dash)
+        assert "prometheus" in variables, key
+        refs = {kind: f"${{{v['name']}}}" for kind, v in variables.items()}
+        for panel in all_panels(dash):
+            if panel["type"] == "row":
+                continue
+            kind = panel["datasource"]["type"]
+            seen_types.add(kind)
+            assert panel["datasource"] == {"type": kind, "uid": refs[kind]}, (key, panel["title"])
+            for target in panel["targets"]:
+                assert target["datasource"] == panel["datasource"], (key, panel["title"])
+        for variable in dash["templating"]["list"]:
+            if variable["type"] == "query":  # service and environment look their values up in Prometheus
+                assert variable["datasource"] == {"type": "prometheus", "uid": refs["prometheus"]}, key
+        # no variable for a datasource no panel reads: it would only clutter the header
+        used = {p["datasource"]["type"] for p in all_panels(dash) if p["type"] != "row"}
+        assert set(variables) == used | {"prometheus"}, key
+        # datasource variables come first: the query variables resolve through them
+        kinds = [v["type"] for v in dash["templating"]["list"]]
+        assert kinds[: len(variables)] == ["datasource"] * len(variables), key
+    assert seen_types == {"prometheus", "loki"}
+
+
+def test_datasource_variables_default_to_the_provisioned_uids(
+    files: dict[str, str], dashboards: dict[str, dict[str, Any]]
+) -> None:
+    provisioned = {d["type"]: d for d in yaml.safe_load(files[grafana.DATASOURCES_PATH])["datasources"]}
+    for key, dash in dashboards.items():
+        for kind, variable in _datasource_variables(dash).items():
+            assert variable["current"]["value"] == provisioned[kind]["uid"] == names.DATASOURCE_UIDS[kind]
+            assert variable["current"]["text"] == provisioned[kind]["name"], key
+            assert variable["multi"] is False and variable["includeAll"] is False
 
 
 def test_panel_ids_unique_and_grid_does_not_overlap(dashboards: dict[str, dict[str, Any]]) -> None:
@@ -443,7 +484,8 @@ def test_error_budget_expression_uses_the_exact_budget(dashboards: dict[str, dic
 
 def test_system_health_shows_error_logs_from_loki(dashboards: dict[str, dict[str, Any]]) -> None:
     logs = _panel(dashboards["system-health"], "Error logs")
-    assert logs["datasource"]["uid"] == names.DATASOURCE_UIDS["loki"]
+    assert logs["datasource"] == {"type": "loki", "uid": "${logs}"}
+    assert _datasource_variables(dashboards["system-health"])["loki"]["current"]["value"] == "lk-loki"
     expr = logs["targets"][0]["expr"]
     assert set(re.findall(r"(\w+)\s*=~?", expr)) == {"service", "environment", "level"}
 

@@ -1,9 +1,12 @@
 """Grafana dashboard JSON, built from plain dicts in the current schema (schemaVersion 39).
 
 Panels are written without `id` and `gridPos.x/y`; `layout` assigns both in reading
-order, so a dashboard module is just a list of panels and rows. Every panel names its
-datasource by the fixed uids of `names.DATASOURCE_UIDS`, so provisioning needs no
-`__inputs` and no click. Alert thresholds become panel thresholds: the value most
+order, so a dashboard module is just a list of panels and rows. Every panel and
+query names its datasource through a dashboard variable (`${datasource}`, `${logs}`)
+whose default is the provisioned uid of `names.DATASOURCE_UIDS`: provisioning needs no
+`__inputs` and no click, and the same JSON imported into an existing Grafana picks that
+Grafana's own Prometheus and Loki from a drop-down (Grafana falls back to the default
+datasource of the type when the uid is unknown). Alert thresholds become panel thresholds: the value most
 environments share is the default, and an environment with its own value gets a
 field override matched on the legend, which always starts with the environment.
 """
@@ -24,8 +27,11 @@ from lightkeeper.stack.thresholds import family_thresholds
 
 SCHEMA_VERSION = 39
 GRID_WIDTH = 24
-PROMETHEUS: dict[str, str] = {"type": "prometheus", "uid": names.DATASOURCE_UIDS["prometheus"]}
-LOKI: dict[str, str] = {"type": "loki", "uid": names.DATASOURCE_UIDS["loki"]}
+# Dashboard variable names, per datasource type a dashboard reads.
+DATASOURCE_VARIABLES: dict[str, str] = {"prometheus": "datasource", "loki": "logs"}
+_DATASOURCE_LABELS = {"prometheus": "Prometheus", "loki": "Loki"}
+PROMETHEUS: dict[str, str] = {"type": "prometheus", "uid": "${datasource}"}
+LOKI: dict[str, str] = {"type": "loki", "uid": "${logs}"}
 
 SEVERITY_COLORS: dict[Severity, str] = {
     "low": "blue",
@@ -395,6 +401,31 @@ def _query_variable(name: str, label: str, query: str, current: str | None, *, m
     return variable
 
 
+def datasource_variable(kind: str) -> Json:
+    """Pick the `kind` datasource at view time; the provisioned one by default."""
+    uid = names.DATASOURCE_UIDS[kind]
+    return {
+        "type": "datasource",
+        "name": DATASOURCE_VARIABLES[kind],
+        "label": _DATASOURCE_LABELS[kind],
+        "query": kind,
+        "current": {"selected": False, "text": _DATASOURCE_LABELS[kind], "value": uid},
+        "options": [],
+        "refresh": 1,
+        "regex": "",
+        "hide": 0,
+        "multi": False,
+        "includeAll": False,
+        "skipUrlSync": False,
+    }
+
+
+def datasource_kinds(panels: Sequence[Json]) -> list[str]:
+    """The datasource types the panels read, Prometheus first (the other variables query it)."""
+    used = {p["datasource"]["type"] for p in panels if "datasource" in p}
+    return ["prometheus", *sorted(used & set(DATASOURCE_VARIABLES) - {"prometheus"})]
+
+
 def custom_variable(
     name: str, label: str, values: Sequence[str], current: str, description: str = ""
 ) -> Json:
@@ -421,7 +452,7 @@ def dashboard(
     description: str,
     variables: Sequence[Json] = (),
 ) -> Json:
-    """A complete dashboard: fixed uid, service/environment variables, links to its siblings."""
+    """A complete dashboard: fixed uid, datasource/service/environment variables, links to its siblings."""
     return {
         "annotations": {
             "list": [
@@ -457,7 +488,14 @@ def dashboard(
         "refresh": spec.dashboards.refresh,
         "schemaVersion": SCHEMA_VERSION,
         "tags": ["lightkeeper", spec.service],
-        "templating": {"list": [service_variable(spec), environment_variable(), *variables]},
+        "templating": {
+            "list": [
+                *(datasource_variable(kind) for kind in datasource_kinds(panels)),
+                service_variable(spec),
+                environment_variable(),
+                *variables,
+            ]
+        },
         "time": {"from": spec.dashboards.time_from, "to": "now"},
         "timepicker": {},
         "timezone": "browser",
