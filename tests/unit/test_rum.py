@@ -3,11 +3,13 @@ refused with a 4xx and add no series; the snippet is served and stays small."""
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import json
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 from fastapi import FastAPI
 from prometheus_client import REGISTRY
@@ -69,6 +71,18 @@ def _count(signal: catalogue.Signal, **labels: str) -> float:
 def _post(client: TestClient, body: Any, headers: dict[str, str] | None = None) -> int:
     raw = body if isinstance(body, bytes) else json.dumps(body).encode()
     return client.post("/lightkeeper/rum", content=raw, headers=headers or HEADERS).status_code
+
+
+async def _post_many(app: Any, pages: list[str]) -> set[int]:
+    transport = httpx.ASGITransport(app=app, client=("203.0.113.7", 50000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        statuses = set()
+        for page in pages:
+            response = await client.post(
+                "/lightkeeper/rum", content=json.dumps(_beacon(page=page)).encode(), headers=HEADERS
+            )
+            statuses.add(response.status_code)
+    return statuses
 
 
 def _beacon(page: str = "/projects/{project_id}/tasks/{task_id}", **extra: Any) -> dict[str, Any]:
@@ -183,8 +197,10 @@ def test_ten_thousand_page_names_add_no_series() -> None:
         runtime.rum.limiter = TokenBuckets(6000, capacity=1e9)
         _post(client, _beacon(page="/warm-up-other"))
         before = _series()
-        for i in range(10_000):
-            assert _post(client, _beacon(page=f"/no-such-page-{i}/{i}")) == 204
+        # Driven through the ASGI app directly (one event loop, no TestClient thread
+        # hop per request): the same middleware and endpoint, a fraction of the time.
+        statuses = asyncio.run(_post_many(client.app, [f"/no-such-page-{i}/{i}" for i in range(10_000)]))
+        assert statuses == {204}
         assert _series() == before
     assert _count(catalogue.WEB_VITALS_LCP, page="other", device="mobile") >= 10_000
 
