@@ -43,6 +43,8 @@ _SECRET_QUERY = re.compile(r"[?&](access_token|token|api_?key|key|secret|sig|sig
 PROBE_TYPES: tuple[str, ...] = ("http", "tcp", "dns", "tls", "postgres", "redis", "heartbeat")
 HTTP_METHODS = Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
+MAX_INTERVAL_SECONDS = 7 * 86400
+
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
@@ -98,12 +100,18 @@ def _check_host(host: str, target: str) -> str:
 # --- common fields -------------------------------------------------------------------
 class _ProbeBase(_Model):
     name: str = Field(description="Unique probe name: lowercase letters, digits, '-', '_' (1-63)")
-    interval_seconds: int = Field(60, ge=1, description="How often the probe runs")
+    # Upper bounds keep every computed time (next run, lease expiry) inside a datetime.
+    interval_seconds: int = Field(
+        60, ge=1, le=MAX_INTERVAL_SECONDS, description="How often the probe runs (1 s to 7 days)"
+    )
     timeout_seconds: float = Field(
         10, gt=0, description="Per-run limit; at most interval_seconds (default 10, or the interval)"
     )
     retries: int = Field(
-        0, ge=0, description="Further consecutive failures before the probe is down (0: the first one)"
+        0,
+        ge=0,
+        le=100,
+        description="Further consecutive failures before the probe is down (0: the first one)",
     )
     component: str = Field("", description="Status page component; defaults to the probe name")
     tags: list[str] = Field(default_factory=list)
@@ -379,10 +387,14 @@ class HeartbeatProbe(_ProbeBase):
     """A job that pings the server on a schedule: a period, or cron + time zone; then a grace."""
 
     type: Literal["heartbeat"]
-    period_seconds: int | None = Field(None, ge=1, description="Expected time between pings")
+    period_seconds: int | None = Field(
+        None, ge=1, le=MAX_INTERVAL_SECONDS * 5, description="Expected time between pings"
+    )
     cron: str | None = Field(None, description="Expected schedule, e.g. '0 2 * * *'")
     timezone: str = Field("UTC", description="IANA time zone of the cron expression, e.g. Europe/Berlin")
-    grace_seconds: int = Field(300, ge=0, description="How late a ping may be before the probe is down")
+    grace_seconds: int = Field(
+        300, ge=0, le=MAX_INTERVAL_SECONDS, description="How late a ping may be before the probe is down"
+    )
 
     @field_validator("cron")
     @classmethod

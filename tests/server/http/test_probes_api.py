@@ -140,6 +140,12 @@ def test_malformed_json_without_a_token_is_still_401(client: TestClient) -> None
         (b'{"name": "x", "type": "smtp", "target": "a:1"}', "union_tag_invalid"),
         (b'{"name": "", "type": "tcp", "target": "a:1"}', "value_error"),
         (b'{"name": "x", "type": "tcp", "target": "a:1", "interval_seconds": -5}', "greater_than_equal"),
+        # past any schedule a datetime can hold: refused, not a scheduler crash later
+        (
+            b'{"name": "x", "type": "tcp", "target": "a:1", "interval_seconds": 1099511627776}',
+            "less_than_equal",
+        ),
+        (b'{"name": "x", "type": "tcp", "target": "a:1", "retries": 1099511627776}', "less_than_equal"),
         (b'{"name": "x", "type": "tcp", "target": "a:1", "surprise": 1}', "extra_forbidden"),
     ],
 )
