@@ -18,7 +18,7 @@ import logging
 import signal
 import threading
 from collections.abc import Awaitable, Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import uvicorn
@@ -55,19 +55,38 @@ def prepare(config: ServerConfig, engine: Engine) -> str | None:
     return generated
 
 
-def mark_no_data(engine: Engine, at: datetime | None = None) -> int:
-    """A "no data" state change for every live probe whose last change says otherwise."""
-    moment = at or datetime.now(UTC)
+def mark_no_data(engine: Engine, at: datetime | None = None, *, after_crash: bool = False) -> int:
+    """A "no data" state change for every live probe whose last change says otherwise.
+
+    On a clean stop the moment is now. At start-up (`after_crash=True`) the previous
+    process may have died without writing one, so the mark goes back to when the
+    probe's next check was due after its last recorded one: the time the server was
+    down counts as no data, never as the last state it saw.
+    """
+    now = at or datetime.now(UTC)
     s = t.state_changes.c
+    ps = t.probe_state.c
     with engine.begin() as conn:
-        names = conn.execute(select(t.probes.c.name).where(t.probes.c.deleted_at.is_(None))).scalars().all()
+        live = conn.execute(
+            select(t.probes.c.name, t.probes.c.config).where(t.probes.c.deleted_at.is_(None))
+        ).all()
         rows = []
-        for name in names:
+        for name, config in live:
             last = conn.execute(
-                select(s.state).where(s.probe == name).order_by(s.at.desc(), s.id.desc()).limit(1)
-            ).scalar_one_or_none()
-            if last != "no_data":
-                rows.append({"probe": name, "at": moment, "state": "no_data"})
+                select(s.state, s.at).where(s.probe == name).order_by(s.at.desc(), s.id.desc()).limit(1)
+            ).first()
+            if last is not None and last.state == "no_data":
+                continue
+            moment = now
+            if after_crash and last is not None:
+                checked = conn.execute(
+                    select(ps.last_checked_at).where(ps.probe == name)
+                ).scalar_one_or_none()
+                interval = int((config or {}).get("interval_seconds", 60)) if isinstance(config, dict) else 60
+                if checked is not None:
+                    due = checked + timedelta(seconds=interval)
+                    moment = min(now, max(due, last.at))
+            rows.append({"probe": name, "at": moment, "state": "no_data"})
         if rows:
             conn.execute(insert(t.state_changes), rows)
     return len(rows)
@@ -115,7 +134,7 @@ async def serve(
                 "Admin token (shown once; only its hash is stored): "
                 f"{generated}\n  use it as: Authorization: Bearer <token>"
             )
-        mark_no_data(engine)
+        mark_no_data(engine, after_crash=True)
         section = config.server
         async with httpx.AsyncClient(timeout=10) as client:
             connectivity = (

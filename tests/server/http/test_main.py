@@ -69,3 +69,29 @@ def test_no_data_marks_are_written_once(engine: Engine) -> None:
     with engine.connect() as conn:
         states = conn.execute(select(t.state_changes.c.probe, t.state_changes.c.state)).all()
     assert sorted(states) == [("a", "no_data"), ("a", "up"), ("b", "no_data")]
+
+
+def test_after_a_crash_the_downtime_counts_as_no_data_from_when_the_next_check_was_due(
+    engine: Engine,
+) -> None:
+    """A kill -9 writes no "no data" mark; the next start backdates it to the first
+    check that never happened, so the gap is never counted as the last state seen."""
+    from datetime import timedelta
+
+    from lightkeeper.server.store import queries
+
+    prepare(_config("a"), engine)  # tcp probe, default 60 s interval
+    up_since = NOW - timedelta(hours=2)
+    seed.change(engine, "a", up_since, "up")
+    seed.state(engine, "a", "up", at=NOW - timedelta(hours=1))  # last check an hour ago, then the crash
+    assert mark_no_data(engine, NOW, after_crash=True) == 1
+    with engine.connect() as conn:
+        marks = (
+            conn.execute(select(t.state_changes.c.at).where(t.state_changes.c.state == "no_data"))
+            .scalars()
+            .all()
+        )
+    assert marks == [NOW - timedelta(hours=1) + timedelta(seconds=60)]
+    (row,) = queries.uptime(engine, "a", up_since, NOW, now=NOW)
+    assert row.as_dict()["no_data_seconds"] == 3600 - 60
+    assert row.as_dict()["downtime_seconds"] == 0
