@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 
 from lightkeeper.server.http import auth
 from lightkeeper.server.store.db import make_engine, upgrade
+from tests.support.pg_schema import private_schema
 
-PG_URL = os.environ.get("LIGHTKEEPER_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 TOKEN = "deploy-admin-token-0123456789"
 ADMIN = {"Authorization": f"Bearer {TOKEN}"}
 
@@ -28,17 +26,7 @@ def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
         yield made
         made.dispose()
         return
-    schema = f"lk_deploys_{uuid.uuid4().hex[:12]}"
-    admin = make_engine(PG_URL)
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    made = make_engine(PG_URL, connect_args={"options": f"-csearch_path={schema}"})
-    try:
+    with private_schema("lk_deploys") as made:
         upgrade(made)
         auth.ensure_admin_token(made, TOKEN)
         yield made
-    finally:
-        made.dispose()
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()

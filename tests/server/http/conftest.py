@@ -8,8 +8,6 @@ only: they check the HTTP surface, not the backend, and would double the suite's
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -18,17 +16,17 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 
 from lightkeeper.server.config import ServerConfig
 from lightkeeper.server.http import auth
 from lightkeeper.server.http.app import create_app
 from lightkeeper.server.store.db import make_engine, upgrade
 from lightkeeper.spec.server import ServerSection
+from tests.support.pg_schema import private_schema
 
 TOKEN = "test-admin-token-0123456789"
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
-PG_URL = os.environ.get("LIGHTKEEPER_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 
 def _ready(engine: Engine) -> Engine:
@@ -40,18 +38,8 @@ def _ready(engine: Engine) -> Engine:
 @pytest.fixture
 def pg_blank_engine() -> Iterator[Engine]:
     """An empty private schema on the local PostgreSQL, dropped after the test."""
-    schema = f"lk_http_{uuid.uuid4().hex[:12]}"
-    admin = make_engine(PG_URL)
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    engine = make_engine(PG_URL, connect_args={"options": f"-csearch_path={schema}"})
-    try:
+    with private_schema("lk_http") as engine:
         yield engine
-    finally:
-        engine.dispose()
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -26,9 +26,11 @@ def pg_database() -> Iterator[str]:
     try:
         with admin.connect() as conn:
             conn.execute(text(f'CREATE DATABASE "{name}"'))
-    except Exception as error:  # pragma: no cover - depends on the machine
+    except Exception as error:
         admin.dispose()
-        pytest.skip(f"PostgreSQL not available: {error}")
+        pytest.fail(
+            f"PostgreSQL is not reachable at {PG_ADMIN_URL} (scripts/setup --services starts it): {error}"
+        )
     try:
         yield PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
     finally:
