@@ -86,30 +86,7 @@ def lightkeeper(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[
     )
 
 
-@contextlib.contextmanager
-def prometheus(config: Path, storage: Path, log: Path) -> Iterator[str]:
-    port = services.free_port()
-    cmd = [
-        "prometheus",
-        f"--config.file={config}",
-        f"--storage.tsdb.path={storage}",
-        f"--web.listen-address=127.0.0.1:{port}",
-    ]
-    with log.open("wb") as fh:
-        proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT)
-    try:
-        try:
-            services.wait_for_port(port, timeout=15)
-        except TimeoutError:
-            raise RuntimeError(f"prometheus did not start:\n{log.read_text()[-3000:]}") from None
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+prometheus = services.prometheus_server
 
 
 def recorded(url: str, query: str) -> float | None:

@@ -167,3 +167,30 @@ def celery_worker_command(queue: str) -> list[str]:
         "--without-mingle",
         "--without-heartbeat",
     ]
+
+
+@contextlib.contextmanager
+def prometheus_server(config: Path, storage: Path, log: Path) -> Iterator[str]:
+    """The real `prometheus` binary on a free port; yields its base URL, stops it after."""
+    port = free_port()
+    cmd = [
+        "prometheus",
+        f"--config.file={config}",
+        f"--storage.tsdb.path={storage}",
+        f"--web.listen-address=127.0.0.1:{port}",
+    ]
+    with log.open("wb") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        try:
+            wait_for_port(port, timeout=15)
+        except TimeoutError:
+            raise AssertionError(f"prometheus did not start:\n{log.read_text()[-3000:]}") from None
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import subprocess
 import time
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
@@ -77,30 +76,7 @@ def metrics_endpoint() -> Iterator[int]:
         thread.join(timeout=5)
 
 
-@contextlib.contextmanager
-def prometheus(config: Path, storage: Path, log: Path) -> Iterator[str]:
-    port = services.free_port()
-    cmd = [
-        "prometheus",
-        f"--config.file={config}",
-        f"--storage.tsdb.path={storage}",
-        f"--web.listen-address=127.0.0.1:{port}",
-    ]
-    with log.open("wb") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
-    try:
-        try:
-            services.wait_for_port(port, timeout=15)
-        except TimeoutError:
-            raise AssertionError(f"prometheus did not start:\n{log.read_text()[-3000:]}") from None
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+prometheus = services.prometheus_server
 
 
 def spec_for(target: str, **server: Any) -> Spec:
