@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 Kind = Literal["counter", "gauge", "histogram"]
-Emitter = Literal["sdk", "prometheus_client", "prometheus", "server"]
+Emitter = Literal["sdk", "prometheus_client", "prometheus", "server", "node_exporter"]
 
 # Request latency: the Prometheus defaults plus 0.2 s and 0.3 s, which are common SLO
 # thresholds. A latency SLO threshold must be one of these boundaries (checked by the
@@ -293,6 +293,53 @@ SCRAPE_DURATION = Signal(
     emitter="prometheus",
     group="scrape",
     bounded={"job": "scrape config", "instance": "scrape targets"},
+)
+
+# --- Hosts (node-exporter, scraped by the generated `<service>-<env>-node` job) -----------
+# Only these families are kept from node-exporter's exposition (metric relabelling), so
+# the host alerts read exactly what the catalogue lists.
+_CPU = "logical CPU index (bounded by the host)"
+_FS = "filesystems mounted on the host (bounded by the host)"
+NODE_CPU_SECONDS = Signal(
+    "node_cpu_seconds_total",
+    "counter",
+    "Seconds each CPU spent in each mode.",
+    ("cpu", "mode"),
+    emitter="node_exporter",
+    group="host",
+    bounded={"cpu": _CPU, "mode": "the kernel's CPU modes (about ten)"},
+)
+NODE_MEMORY_AVAILABLE = Signal(
+    "node_memory_MemAvailable_bytes",
+    "gauge",
+    "Memory available to new processes without swapping (the kernel's estimate).",
+    emitter="node_exporter",
+    group="host",
+)
+NODE_MEMORY_TOTAL = Signal(
+    "node_memory_MemTotal_bytes",
+    "gauge",
+    "Usable physical memory.",
+    emitter="node_exporter",
+    group="host",
+)
+NODE_FILESYSTEM_AVAIL = Signal(
+    "node_filesystem_avail_bytes",
+    "gauge",
+    "Filesystem space available to unprivileged users.",
+    ("device", "fstype", "mountpoint"),
+    emitter="node_exporter",
+    group="host",
+    bounded={"device": _FS, "fstype": _FS, "mountpoint": _FS},
+)
+NODE_FILESYSTEM_SIZE = Signal(
+    "node_filesystem_size_bytes",
+    "gauge",
+    "Filesystem size.",
+    ("device", "fstype", "mountpoint"),
+    emitter="node_exporter",
+    group="host",
+    bounded={"device": _FS, "fstype": _FS, "mountpoint": _FS},
 )
 
 # --- Celery (lightkeeper.sdk.integrations.celery) ------------------------------------

@@ -25,11 +25,18 @@ added back; the sampled delta is then extrapolated towards the range edges — f
 if the gap to an edge is under 1.1 x the mean sample interval, else by half an
 interval — and never past the point where the counter would have been 0. A scrape
 gap therefore just widens the interval between two samples: no traffic is invented.
+
+Long windows (a day and more: the period and the 1d/3d ticket tiers) are not read from
+the raw counters, which would scan every raw sample of every series at each evaluation.
+The rules record each SLO's good and total events per `COUNT_STEP_SECONDS` (5 min) and
+add those records up on a fixed grid; `grid_increase` and `grid_error_ratio` are the
+exact reference (their docstrings state the contract).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from bisect import bisect_left, bisect_right
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_EVEN, Decimal
 
@@ -49,6 +56,17 @@ BURN_WINDOWS: tuple[str, ...] = ("5m", "30m", "1h", "2h", "6h", "1d", "3d")
 # `slo:sli_error:ratio_rate5m`, labels service, environment, slo); the server's
 # Prometheus mode reads them back by this name.
 ERROR_RATIO_RECORD_PREFIX = "slo:sli_error:ratio_rate"
+
+# Short-window event counts the long windows are built from: `<prefix><step>` (e.g.
+# `slo:sli_total:increase5m`, labels service, environment, slo). Written at every
+# evaluation of the SLO's group, so consecutive records overlap: add them up only on
+# the grid of `grid_increase` (a `[w:5m]` subquery), never with `sum_over_time(...[w])`.
+GOOD_COUNT_RECORD_PREFIX = "slo:sli_good:increase"
+TOTAL_COUNT_RECORD_PREFIX = "slo:sli_total:increase"
+COUNT_STEP_SECONDS = 300
+# Windows from this length up are built from the count records; shorter ones (the page
+# tiers and every short window) read the raw counters, so they stay fresh to the scrape.
+LONG_WINDOW_MIN_SECONDS = DAY_SECONDS
 
 
 def to_decimal(value: float | int | str | Decimal) -> Decimal:
@@ -186,7 +204,10 @@ def increase(samples: Sequence[Sample], start: float, end: float) -> float | Non
     `samples` must be sorted by time; those outside [start, end] are ignored. None
     when fewer than two samples fall in the range (Prometheus returns no series).
     """
-    inside = [s for s in samples if start <= s[0] <= end]
+    return _increase_of([s for s in samples if start <= s[0] <= end], start, end)
+
+
+def _increase_of(inside: Sequence[Sample], start: float, end: float) -> float | None:
     if len(inside) < 2:
         return None
     first_v = inside[0][1]
@@ -261,6 +282,131 @@ def latency_error_ratio(
     if total_rate is None or good_rate is None or total_rate == 0:
         return None
     return (total_rate - good_rate) / total_rate
+
+
+# --- long windows from short-window counts ---------------------------------------------
+
+
+def uses_count_records(
+    window_s: float, step_s: float = COUNT_STEP_SECONDS, min_s: float = LONG_WINDOW_MIN_SECONDS
+) -> bool:
+    """Whether the rules build this window from the count records (tests pass scaled values).
+
+    Only whole multiples of the step can be tiled by records without a partial one.
+    """
+    return window_s >= min_s and window_s % step_s == 0
+
+
+def grid_increase(samples: Sequence[Sample], start: float, end: float, step: float) -> float | None:
+    """Increase of one counter over (start, end] as the count records add it up.
+
+    The contract the rules implement: for every grid point p, a multiple of `step`
+    counted from t = 0 (the Unix epoch) with start < p <= end, the record at p is
+    `increase(samples, p - step, p)` (Prometheus 2.x: closed range, edges extrapolated);
+    the result is the sum of those records, points without one (fewer than two samples
+    in their range) adding nothing, and None when no point has one. A window W
+    evaluated at t is `grid_increase(samples, t - W, t, step)`.
+
+    In PromQL: `sum_over_time(record[W - 1ms:step])`. The subquery evaluates the record
+    at the grid points of [t - W + 1ms, t] (so not at t - W, which Prometheus 2's
+    closed range would add as one record too many); each point takes the record
+    written at that instant, as the record sits first in the group evaluated at every
+    grid point (promtool evaluates every step; Prometheus every evaluation_interval,
+    which divides 5m, at its own phase: there the grid is shifted by that phase).
+
+    When samples fall on the grid this is exactly `increase(samples, t - W, t)` at any
+    grid-aligned t, counter resets included. It differs by edge extrapolation where they
+    do not, and across a scrape gap longer than a step, where no record spans the gap:
+    the events during it are not counted (nor invented).
+    """
+    times = [s[0] for s in samples]
+    total: float | None = None
+    for k in grid_points(start, end, step):
+        p = k * step
+        inside = samples[bisect_left(times, p - step) : bisect_right(times, p)]
+        value = _increase_of(inside, p - step, p)
+        if value is not None:
+            total = value if total is None else total + value
+    return total
+
+
+def grid_points(start: float, end: float, step: float) -> range:
+    """Indexes k of the grid points p = k x step with start < p <= end."""
+    return range(int(start // step) + 1, int(end // step) + 1)
+
+
+def _summed_on_grid(series: Sequence[Sequence[Sample]], step: float) -> Callable[[float], float | None]:
+    """p -> `sum(increase(series[step]))` at p; each call bisects instead of scanning."""
+    indexed = [(samples, [s[0] for s in samples]) for samples in series]
+
+    def at(p: float) -> float | None:
+        total: float | None = None
+        for samples, times in indexed:
+            inside = samples[bisect_left(times, p - step) : bisect_right(times, p)]
+            value = _increase_of(inside, p - step, p)
+            if value is not None:
+                total = value if total is None else total + value
+        return total
+
+    return at
+
+
+def grid_counts(
+    total: Sequence[Sequence[Sample]],
+    end: float,
+    window_s: float,
+    step: float = COUNT_STEP_SECONDS,
+    *,
+    good: Sequence[Sequence[Sample]] | None = None,
+    bad: Sequence[Sequence[Sample]] | None = None,
+) -> tuple[float | None, float] | None:
+    """(good, total) events over (end - window_s, end], as the long-window rules add them up.
+
+    Per grid point p (see `grid_increase`) the rules record total_p = the summed
+    `increase` of the `total` series over [p - step, p], and good_p = that of the `good`
+    series for kinds that select their good events, or total_p minus that of the `bad`
+    series (total_p while no bad series has a value) for kinds that select their bad
+    ones; pass exactly one of `good` and `bad`. Points without a total add nothing;
+    None when no point has one. Good is None when no point has a good record (only
+    possible with `good`): the rule's ratio then has no value either.
+    """
+    if (good is None) == (bad is None):
+        raise ValueError("pass the good or the bad events, not both")
+    total_at = _summed_on_grid(total, step)
+    part_at = _summed_on_grid(good if good is not None else bad or (), step)
+    good_sum: float | None = None
+    total_sum: float | None = None
+    for k in grid_points(end - window_s, end, step):
+        p = k * step
+        events = total_at(p)
+        if events is None:
+            continue
+        part = part_at(p)
+        good_p = part if good is not None else (events if part is None else events - part)
+        total_sum = events if total_sum is None else total_sum + events
+        if good_p is not None:
+            good_sum = good_p if good_sum is None else good_sum + good_p
+    return None if total_sum is None else (good_sum, total_sum)
+
+
+def grid_error_ratio(
+    total: Sequence[Sequence[Sample]],
+    end: float,
+    window_s: float,
+    step: float = COUNT_STEP_SECONDS,
+    *,
+    good: Sequence[Sequence[Sample]] | None = None,
+    bad: Sequence[Sequence[Sample]] | None = None,
+) -> float | None:
+    """A long-window `slo:sli_error:ratio_rate<w>`: (total - good) ÷ total of `grid_counts`.
+
+    No total, or a total of zero, is no data (None). Still a ratio of sums, never an
+    average of per-step ratios: a busy five minutes weighs more than a quiet one.
+    """
+    counts = grid_counts(total, end, window_s, step, good=good, bad=bad)
+    if counts is None or counts[0] is None or counts[1] == 0:
+        return None
+    return (counts[1] - counts[0]) / counts[1]
 
 
 # --- multi-window multi-burn-rate alerting ----------------------------------------------

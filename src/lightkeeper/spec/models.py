@@ -28,6 +28,8 @@ _ENV_VAR = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 # Target labels the generated scrape config sets, which rules and routing rely on.
 _RESERVED_TARGET_LABELS = frozenset({"service", "environment", "job", "instance", "component"})
 _DNS_LABEL = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
+# A component name as the server accepts it in a deployment report (a metric label value).
+_COMPONENT = r"^[a-z0-9][a-z0-9_.-]{0,62}$"
 # The `instance` rule tests give an environment whose targets are all discovered.
 DISCOVERED_SAMPLE_TARGET = "discovered-1:8000"
 
@@ -127,6 +129,14 @@ class Environment(StrictModel):
         default_factory=list,
         description="host:port of each Celery worker's metrics server (instrument_celery(metrics_port=...))",
     )
+    node_targets: list[str] | None = Field(
+        default=None,
+        description=(
+            "host:port of node-exporter on the hosts this environment runs on (host CPU, memory, disk "
+            "alerts); default: the compose overlay's node-exporter for environments with static "
+            "targets, none for discovered ones; [] turns host alerts off"
+        ),
+    )
     production: bool | None = Field(
         default=None,
         description="Pages through the top-level `routing`; default: named prod/production, or the only one",
@@ -136,10 +146,10 @@ class Environment(StrictModel):
         description="This environment's own severity routing; omitted severities notify nobody",
     )
 
-    @field_validator("targets", "celery_targets")
+    @field_validator("targets", "celery_targets", "node_targets")
     @classmethod
-    def _targets(cls, v: list[str]) -> list[str]:
-        for t in v:
+    def _targets(cls, v: list[str] | None) -> list[str] | None:
+        for t in v or ():
             if ":" not in t or "/" in t:
                 raise ValueError(f"target {t!r} must be host:port, e.g. api:8000")
         return v
@@ -198,7 +208,40 @@ class ProbeSLI(StrictModel):
     route_group: ClassVar[None] = None
 
 
-SLI = Annotated[AvailabilitySLI | LatencySLI | ProbeSLI, Field(discriminator="kind")]
+class DatabaseSLI(StrictModel):
+    """Good events are SQL statements that completed; bad ones raised a database error.
+
+    From the SDK's SQLAlchemy metrics. A completed statement is observed in
+    `db_query_duration_seconds` and a failed one only in `db_errors_total` (SQLAlchemy
+    runs `handle_error` instead of `after_cursor_execute`), so the total is both and no
+    statement counts twice. The error counter has no operation or table label, so a
+    filter on either could not be applied to the bad events: this SLI takes none.
+    """
+
+    kind: Literal["database"]
+    routes: ClassVar[None] = None
+    route_group: ClassVar[None] = None
+
+
+class DeploymentSLI(StrictModel):
+    """Good events are deployments that finished `success`; `failure` and `rolled_back` are bad.
+
+    From the deployments CI reports to the lightkeeper server: its `env` names the
+    environment. The server reads its own store; the generated rules read the
+    `deployments_total` it exposes, so they need `prometheus.server_targets`.
+    """
+
+    kind: Literal["deployment"]
+    components: list[Annotated[str, Field(pattern=_COMPONENT)]] | None = Field(
+        None, min_length=1, description="Components counted, as CI reports them; omitted = every component"
+    )
+    routes: ClassVar[None] = None
+    route_group: ClassVar[None] = None
+
+
+SLI = Annotated[
+    AvailabilitySLI | LatencySLI | ProbeSLI | DatabaseSLI | DeploymentSLI, Field(discriminator="kind")
+]
 
 
 class BurnRateTier(StrictModel):
@@ -282,6 +325,7 @@ ALERT_FAMILIES: dict[str, str] = {
     "workflow_stuck": "entities stuck in a processing status",
     "workflow_sample_stale_seconds": "age of the last good workflow sample",
     "llm_cost_usd_per_hour": "LLM spend rate",
+    "llm_unpriced_calls_per_second": "LLM calls that cannot be priced, per second (any: 0)",
     "health_check_failing": "a readiness dependency failing (any value enables it)",
     "telemetry_missing": "no metrics from a target (any value enables it)",
     "service_down": "every scrape target of an environment down (any value enables it)",
@@ -302,6 +346,11 @@ ALERT_FAMILIES: dict[str, str] = {
     "web_vitals_inp_p75_seconds": "75th percentile Interaction to Next Paint per page",
     "web_vitals_cls_p75": "75th percentile Cumulative Layout Shift per page",
     "frontend_errors_per_second": "uncaught browser errors per second per page",
+    "host_cpu_utilization": "share of a host's CPU time not idle (0..1; node-exporter)",
+    "host_memory_utilization": "share of a host's memory not available (0..1; node-exporter)",
+    "host_disk_utilization": "share of a host filesystem used, tmpfs and overlay left out (0..1)",
+    "new_exception_types": "an exception type seen now that no request raised the week before",
+    "latency_regression_ratio": "p95 latency over the same hour last week, per route group (1.2 = +20 %)",
 }
 
 
