@@ -5,7 +5,8 @@ tick count, so good and bad grow in a fixed proportion (0.5 % failed requests, 0
 slower than 0.5 s). The real `prometheus` binary scrapes it every second with the
 rules `lightkeeper generate --profile test` writes (every window divided by 60),
 while the server's embedded scraper reads the same endpoint into SQLite. Both modes
-must then report the same SLI, budget and burn rate in every window.
+must then report the same SLI, budget and burn rate in every window; in Prometheus
+mode `firing` is the generated alerts' state in Prometheus.
 """
 
 from __future__ import annotations
@@ -87,6 +88,8 @@ def spec_for(target: str, **server: Any) -> Spec:
             "slos": [
                 {"name": "availability", "objective": 99, "sli": {"kind": "availability"}},
                 {"name": "latency", "objective": 99, "sli": {"kind": "latency", "threshold_seconds": 0.5}},
+                # 0.5 % bad against 99.99 %: burn rate 50, so every tier's condition holds
+                {"name": "strict", "objective": 99.99, "sli": {"kind": "availability"}},
             ],
             "server": server,
         }
@@ -137,6 +140,7 @@ def test_prometheus_mode_reports_what_embedded_mode_reports(engine: Engine, tmp_
                 scrape(engine, embedded_spec)
                 remote = slos(engine, remote_spec)
                 ready = all(v is not None for s in remote.values() for v in s["burn_rates"].values())
+                ready = ready and "page-fast" in remote["strict"]["firing"]  # its `for` is 2 s here
                 if ready and not any(s["no_data"] for s in remote.values()):
                     break
                 assert time.monotonic() < deadline, f"{remote}\n{log.read_text()[-3000:]}"
@@ -148,9 +152,9 @@ def test_prometheus_mode_reports_what_embedded_mode_reports(engine: Engine, tmp_
     assert {s["source"] for s in local.values()} == {"embedded"}
     assert remote["availability"]["error_budget_remaining_ratio"] == pytest.approx(0.5, abs=1e-6)
     assert remote["latency"]["error_budget_remaining_ratio"] == pytest.approx(0.75, abs=1e-6)
-    for name in ("availability", "latency"):
+    for name in ("availability", "latency", "strict"):
         mine, theirs = local[name], remote[name]
-        assert theirs["no_data"] is mine["no_data"] is False
+        assert theirs["no_data"] is mine["no_data"] is False, (name, mine)
         assert theirs["source_error"] is None
         for field in NUMBERS:
             assert theirs[field] == pytest.approx(mine[field], rel=1e-6), (name, field)
@@ -159,6 +163,11 @@ def test_prometheus_mode_reports_what_embedded_mode_reports(engine: Engine, tmp_
             mine["time_to_exhaustion_seconds"], rel=1e-6
         )
     assert remote["availability"]["burn_rates"]["5m"] == pytest.approx(0.5, rel=1e-6)
+    # firing is Prometheus's ALERTS, named by tier; the slower tiers' `for` has not passed yet
+    assert remote["availability"]["firing"] == remote["latency"]["firing"] == []
+    assert remote["strict"]["firing"][0] == "page-fast"
+    assert set(remote["strict"]["firing"]) <= {"page-fast", "page-slow"}
+    assert local["strict"]["firing"] == []  # the embedded outbox is not consulted for it
     assert time.monotonic() - began < 45
 
 

@@ -4,21 +4,25 @@ Each SLO tier runs the same state machine as Prometheus's rule evaluation (`for`
 stepped at every scrape; only a change between firing and not firing writes an
 outbox row, whose dedupe key (SLO, tier, state, time of the change) makes a retry or
 a second evaluation of the same moment a no-op. The newest row per SLO and tier is
-also what `/sla/status` reports as `firing`, and what a restarted server resumes from.
+also what `/sla/status` reports as `firing` (Prometheus's `ALERTS` in Prometheus mode),
+and what a restarted server resumes from. Probe SLIs alert the same way, their ratios
+time-weighted from the probe's results over the same windows.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Engine, select
 
 from lightkeeper import slo_math
 from lightkeeper.server.engine.notify.message import SLO_ALERT_KIND, SloAlert
 from lightkeeper.server.engine.sql import insert_ignore
-from lightkeeper.server.slo import evaluate
+from lightkeeper.server.slo import deploy_source, evaluate, index, probe_source
 from lightkeeper.server.store.tables import outbox
-from lightkeeper.spec.models import SLO, Spec
+from lightkeeper.spec.models import SLO, DeploymentSLI, ProbeSLI, Spec
 
 KIND = SLO_ALERT_KIND
 
@@ -48,52 +52,126 @@ def _latest(engine: Engine) -> dict[tuple[str, str], SloAlert]:
     return latest
 
 
+@dataclass(frozen=True)
+class _Ratios:
+    """One SLO at one evaluation: its time, the error ratio per window, the events per window."""
+
+    at: float
+    ratio: Callable[[float], float | None]
+    events: Callable[[float], float] | None  # None: not events (a probe's seconds), no min_requests guard
+
+
+def _longest(slo: SLO) -> float:
+    return float(max((slo_math.duration_seconds(t.long_window) for t in evaluate.tiers(slo)), default=0))
+
+
+def _metric_ratios(engine: Engine, slo: SLO, moment: datetime) -> _Ratios | None:
+    """At the newest stored sample, counted as `/sla/status` and the generated rules count each
+    window (`index.counts`: grid records for the long ones); None before any sample."""
+    span = max(3 * 86400.0, _longest(slo))
+    series = index.load(engine, slo.name, moment - timedelta(seconds=span), moment)
+    end = max((t for s in series if (t := s.newest(moment.timestamp())) is not None), default=None)
+    if end is None:
+        return None
+    cache: dict[float, index.Counts] = {}
+
+    def counted(window: float) -> index.Counts:
+        if window not in cache:
+            cache[window] = index.counts(series, end, window)
+        return cache[window]
+
+    return _Ratios(end, lambda w: counted(w).error_ratio(w), lambda w: counted(w).total or 0.0)
+
+
+def _deploy_ratios(engine: Engine, slo: SLO, env: str, moment: datetime) -> _Ratios:
+    """Failed ÷ finished deployments per window ending now, from the deployment store."""
+    done = deploy_source.finished(engine, slo, env, moment, max(3 * 86400.0, _longest(slo)))
+
+    def ratio(window: float) -> float | None:
+        good, total = deploy_source.window_counts(done, moment, window)
+        return slo_math.error_ratio(total - good, total)
+
+    return _Ratios(moment.timestamp(), ratio, lambda w: deploy_source.window_counts(done, moment, w)[1])
+
+
+def _probe_ratios(engine: Engine, slo: SLO, moment: datetime) -> _Ratios:
+    """Down ÷ measured seconds per window ending now; each window read once however many tiers use it."""
+    cache: dict[float, float | None] = {}
+
+    def ratio(window: float) -> float | None:
+        if window not in cache:
+            cache[window] = probe_source.window_ratio(engine, slo, moment, window)
+        return cache[window]
+
+    return _Ratios(moment.timestamp(), ratio, None)
+
+
 class Alerter:
+    """Steps every tier of the SLOs the server alerts on.
+
+    With `server.prometheus_url` set, Prometheus evaluates the generated rules and
+    Alertmanager notifies, so the metric SLOs are left to them (two senders would
+    page twice); probe SLIs have no rules, so they are still alerted on here. A metric
+    tier that was firing when the server last ran without Prometheus is resolved once,
+    else the dispatcher would keep re-posting it to Alertmanager forever.
+    """
+
     def __init__(self, engine: Engine, spec: Spec, environment: str):
         self.engine = engine
         self.spec = spec
         self.environment = environment
+        remote = spec.server.prometheus_url is not None
+        self.slos = [s for s in spec.slos if isinstance(s.sli, ProbeSLI) or not remote]
         self.trackers: dict[tuple[str, str], slo_math.AlertTracker] = {}
         # when each firing tier started: a resolve carries it, as Alertmanager's startsAt
         self.started: dict[tuple[str, str], datetime] = {}
+        self.handed_over: list[tuple[SLO, slo_math.TierSpec]] = []
+        kept = {s.name for s in self.slos}
         resumed = _latest(engine)
         for slo in spec.slos:
             for tier in evaluate.tiers(slo):
-                tracker = slo_math.AlertTracker(for_s=slo_math.duration_seconds(tier.for_))
                 last = resumed.get((slo.name, tier.name))
                 if last is not None and last.firing:
-                    tracker.state = "firing"
                     self.started[(slo.name, tier.name)] = last.started_at
+                if slo.name not in kept:
+                    if last is not None and last.firing:
+                        self.handed_over.append((slo, tier))
+                    continue
+                tracker = slo_math.AlertTracker(for_s=slo_math.duration_seconds(tier.for_))
+                if last is not None and last.firing:
+                    tracker.state = "firing"
                 self.trackers[(slo.name, tier.name)] = tracker
 
     def step(self, now: datetime | None = None) -> int:
-        """Evaluate every tier once at each SLO's newest sample; returns the outbox rows written."""
+        """Evaluate every tier once (metric SLOs at their newest sample); returns the outbox rows written."""
         moment = now or datetime.now(UTC)
         written = 0
-        for slo in self.spec.slos:
+        for slo, spec_tier in self.handed_over:
+            gone = slo_math.resolve_tier(spec_tier, slo.objective, slo_math.period_seconds(slo.period))
+            written += self._write(slo, gone, False, moment.timestamp(), moment)
+        self.handed_over = []
+        for slo in self.slos:
             period = slo_math.period_seconds(slo.period)
-            loaded = evaluate.load(self.engine, slo, moment, 3 * 86400)
-            if loaded.end is None:
+            if isinstance(slo.sli, ProbeSLI):
+                found: _Ratios | None = _probe_ratios(self.engine, slo, moment)
+            elif isinstance(slo.sli, DeploymentSLI):
+                found = _deploy_ratios(self.engine, slo, self.environment, moment)
+            else:
+                found = _metric_ratios(self.engine, slo, moment)
+            if found is None:
                 continue
             for tier in evaluate.tiers(slo):
                 resolved = slo_math.resolve_tier(tier, slo.objective, period)
                 condition = slo_math.tier_condition(
-                    evaluate.ratio(loaded, resolved.long_s),
-                    evaluate.ratio(loaded, resolved.short_s),
-                    float(resolved.threshold),
+                    found.ratio(resolved.long_s), found.ratio(resolved.short_s), float(resolved.threshold)
                 )
-                if condition and slo.alerting.min_requests:
-                    total = [
-                        v
-                        for s in loaded.total
-                        if (v := slo_math.increase(s, loaded.end - resolved.long_s, loaded.end)) is not None
-                    ]
-                    condition = sum(total) >= slo.alerting.min_requests
+                if condition and slo.alerting.min_requests and found.events is not None:
+                    condition = found.events(resolved.long_s) >= slo.alerting.min_requests
                 tracker = self.trackers[(slo.name, tier.name)]
                 before = tracker.state == "firing"
-                after = tracker.step(loaded.end, condition) == "firing"
+                after = tracker.step(found.at, condition) == "firing"
                 if before != after:
-                    written += self._write(slo, resolved, after, loaded.end, moment)
+                    written += self._write(slo, resolved, after, found.at, moment)
         return written
 
     def _write(self, slo: SLO, tier: slo_math.ResolvedTier, is_firing: bool, at: float, now: datetime) -> int:

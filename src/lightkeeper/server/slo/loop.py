@@ -1,4 +1,8 @@
-"""The background loop `main.py` starts: scrape, then step the alerts, every scrape interval."""
+"""The background loop `main.py` starts: scrape, then step the alerts, every scrape interval.
+
+The samples are kept even with `prometheus_url` set (history and the monthly report
+read them); the alerter then steps only probe SLIs (see `alerting.Alerter`).
+"""
 
 from __future__ import annotations
 

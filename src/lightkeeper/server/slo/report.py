@@ -10,7 +10,9 @@ then add up exactly to the month's consumed minutes (`slo_math.budget` over the
 month), and a week whose traffic was 1 % bad spends more when it carried more of the
 month's requests. Counts are the counters' increases between consecutive samples
 (resets handled as in `slo_math.increase`, never extrapolated across a week's edge),
-so each interval between two scrapes is counted in exactly one week.
+so each interval between two scrapes is counted in exactly one week. A probe SLI
+counts seconds instead of events (up is good, up + down is the total, as in its
+`/sla/status` entry), from the probe's day roll-ups, and only its probe's incidents.
 """
 
 from __future__ import annotations
@@ -26,9 +28,9 @@ from typing import Any
 from sqlalchemy import Engine, select
 
 from lightkeeper import slo_math
-from lightkeeper.server.slo import samples
+from lightkeeper.server.slo import probe_source, samples
 from lightkeeper.server.store.tables import incidents as incidents_table
-from lightkeeper.spec.models import SLO
+from lightkeeper.spec.models import SLO, ProbeSLI
 
 _MONTH = re.compile(r"(\d{4})-(0[1-9]|1[0-2])")
 
@@ -96,16 +98,24 @@ def bucket_counts(stored: dict[str, list[samples.Sample]], edges: Sequence[datet
     return out
 
 
+def _daily_counts(engine: Engine, slo: SLO, days: Sequence[datetime], now: datetime) -> list[Counts]:
+    """Counts per day of `days` (edges): events from the stored samples, or a probe's seconds."""
+    if isinstance(slo.sli, ProbeSLI):
+        seconds = probe_source.daily(engine, slo, days[0], len(days) - 1, now)
+        return [Counts(up, counted) for up, counted in seconds]
+    # One scrape before the month so its first interval is counted, as in every other bucket.
+    stored = samples.read(engine, slo.name, days[0] - timedelta(hours=1), min(days[-1], now))
+    return bucket_counts(stored, days)
+
+
 def report(engine: Engine, slo: SLO, month: str, now: datetime) -> dict[str, Any]:
     """The month's weekly table, the incidents of each week and the verdict."""
     start, end = month_bounds(month)
     if start > now:
         raise BadMonth(f"month {month} has not started yet")
     length = (end - start).total_seconds()
-    # One scrape before the month so its first interval is counted, as in every other bucket.
-    stored = samples.read(engine, slo.name, start - timedelta(hours=1), min(end, now))
     days = [start + timedelta(days=d) for d in range(round(length / slo_math.DAY_SECONDS) + 1)]
-    daily = bucket_counts(stored, days)
+    daily = _daily_counts(engine, slo, days, now)
     month_counts = sum(daily, Counts())
     whole = slo_math.budget(slo.objective, length, month_counts.good, month_counts.total)
     budget_min = whole.total_minutes
@@ -122,12 +132,13 @@ def report(engine: Engine, slo: SLO, month: str, now: datetime) -> dict[str, Any
             exhausted_on = day.date()
 
     col = incidents_table.c
+    query = select(col.id, col.probe, col.started_at, col.resolved_at, col.cause).where(
+        col.started_at < end, col.resolved_at.is_(None) | (col.resolved_at >= start)
+    )
+    if isinstance(slo.sli, ProbeSLI):
+        query = query.where(col.probe == slo.sli.probe)  # only its own probe's incidents spent it
     with engine.connect() as conn:
-        found = conn.execute(
-            select(col.id, col.probe, col.started_at, col.resolved_at, col.cause)
-            .where(col.started_at < end, col.resolved_at.is_(None) | (col.resolved_at >= start))
-            .order_by(col.started_at, col.id)
-        ).all()
+        found = conn.execute(query.order_by(col.started_at, col.id)).all()
     rows, used_total = [], 0.0
     for lo, hi in weeks(start, end):
         counts = sum((c for d, c in zip(days, daily, strict=False) if lo <= d < hi), Counts())

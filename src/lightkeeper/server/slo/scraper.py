@@ -41,8 +41,8 @@ class Scraper:
         self.engine = engine
         self.env_name, self.env = pick_environment(spec, environment)
         self.interval = interval_seconds(spec, self.env)
-        # probe SLIs come from the server's own probe results, not from /metrics
-        self.selections = [series.selection(spec, slo) for slo in spec.slos if slo.sli.kind != "probe"]
+        # probe and deployment SLIs come from the server's own store, not from /metrics
+        self.selections = [series.selection(spec, slo) for slo in spec.slos if series.scraped(slo)]
         self.client = client
         self._token = _read_token(self.env.bearer_token_file)
 
