@@ -9,6 +9,7 @@ writes dropped, reasoning missing from output) shows up as a wrong dollar amount
 from __future__ import annotations
 
 import gc
+import json
 import logging
 import subprocess
 import sys
@@ -124,6 +125,18 @@ def aoai(fake: LLMFake) -> openai.AsyncOpenAI:
 @pytest.fixture
 def claude(fake: LLMFake) -> Iterator[anthropic.Anthropic]:
     client = anthropic.Anthropic(base_url=fake.url, api_key="sk-ant-test", max_retries=0)
+    lightkeeper.instrument_anthropic(client)
+    yield client
+    uninstrument_anthropic(client)
+    client.close()
+
+
+@pytest.fixture
+def claude_untraced(fake: LLMFake) -> Iterator[anthropic.Anthropic]:
+    """A client whose SDK makes no call span of its own, so the span is Lightkeeper's."""
+    client = anthropic.Anthropic(
+        base_url=fake.url, api_key="sk-ant-test", max_retries=0, open_telemetry=False
+    )
     lightkeeper.instrument_anthropic(client)
     yield client
     uninstrument_anthropic(client)
@@ -491,6 +504,42 @@ def test_the_user_id_reaches_cost_events_only_hashed(
     assert fresh[0].workspace_id == "ws-1"
 
 
+def test_cost_events_carry_a_salted_prompt_hash_that_repeats_with_the_prompt(
+    oai: openai.OpenAI, claude_untraced: anthropic.Anthropic, settings: Any, fresh: list[events.CostEvent]
+) -> None:
+    settings(llm_user_salt="pepper")
+    other: Any = [{"role": "user", "content": "Say something else"}]
+    oai.chat.completions.create(model="gpt-4o", messages=PROMPT)
+    oai.chat.completions.create(model="gpt-4o", messages=PROMPT)
+    oai.chat.completions.create(model="gpt-4o", messages=other)
+    claude_untraced.messages.create(model="claude-sonnet-4-5", max_tokens=10, messages=PROMPT)
+    claude_untraced.messages.create(
+        model="claude-sonnet-4-5", max_tokens=10, messages=PROMPT, system="Be brief"
+    )
+    list(oai.responses.create(model="gpt-4o", input="Say something", stream=True))
+    record.flush()
+    first = [e.prompt_hash for e in fresh]
+    # Equal prompts, whichever provider they went to, and only those, hash alike.
+    assert first[0] == first[1] == first[3]
+    assert len({first[0], first[2], first[4], first[5]}) == 4
+    assert all(h is not None and len(h) == 32 and int(h, 16) >= 0 for h in first)
+    assert "Say something" not in repr(fresh)
+    assert first[0] != events.user_hasher("pepper")(json.dumps({"messages": PROMPT}))
+
+    fresh.clear()
+    conversation: Any = list(PROMPT)
+    answer = oai.chat.completions.create(model="gpt-4o", messages=conversation)
+    conversation.append({"role": "assistant", "content": answer.choices[0].message.content})
+    record.flush()  # hashed after the list grew: the prompt as sent still counts
+    assert fresh[0].prompt_hash == first[0]
+
+    fresh.clear()
+    settings(llm_user_salt="other-salt")  # the salt keys the hash: no dictionary across tenants
+    oai.chat.completions.create(model="gpt-4o", messages=PROMPT)
+    record.flush()
+    assert fresh[0].prompt_hash is not None and fresh[0].prompt_hash != first[0]
+
+
 # --- Failure isolation ---------------------------------------------------------------
 
 
@@ -594,8 +643,9 @@ def spans(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
 
 
 def test_each_call_is_a_child_span_named_operation_and_model(
-    oai: openai.OpenAI, claude: anthropic.Anthropic, fake: LLMFake, spans: Any
+    oai: openai.OpenAI, claude_untraced: anthropic.Anthropic, fake: LLMFake, spans: Any
 ) -> None:
+    claude = claude_untraced
     provider, exporter = spans
     fake.openai_usage["prompt_tokens_details"] = {"cached_tokens": 4}
     with provider.get_tracer("test").start_as_current_span("GET /summarise") as parent:
@@ -624,8 +674,13 @@ def test_each_call_is_a_child_span_named_operation_and_model(
 
 
 def test_captured_content_is_redacted_before_any_sink(
-    oai: openai.OpenAI, claude: anthropic.Anthropic, settings: Any, spans: Any, fresh: list[events.CostEvent]
+    oai: openai.OpenAI,
+    claude_untraced: anthropic.Anthropic,
+    settings: Any,
+    spans: Any,
+    fresh: list[events.CostEvent],
 ) -> None:
+    claude = claude_untraced
     _, exporter = spans
     settings(llm_capture_content=True)
     key = "sk-proj-" + "A1b2C3d4E5f6G7h8I9j0" * 2
@@ -640,7 +695,7 @@ def test_captured_content_is_redacted_before_any_sink(
     )
     list(oai.responses.create(model="gpt-4o", input=secret, stream=True))
 
-    # Lightkeeper's spans only: anthropic >= 2 makes its own call span too (no content by default).
+    # Lightkeeper's spans only (the anthropic client's own call spans are off).
     record.flush()  # calls are recorded in batches
     finished = [s for s in exporter.get_finished_spans() if s.instrumentation_scope.name == "lightkeeper.llm"]
     assert len(finished) == 3

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import socket
 import threading
 import time
@@ -41,6 +42,7 @@ pytestmark = pytest.mark.integration
 
 TOKEN = "ingest-admin-token"
 USER = "alice@example.com"
+PROMPT: Any = [{"role": "user", "content": "hi"}]
 DROPPED = "lightkeeper_llm_events_dropped_total"
 
 
@@ -198,9 +200,7 @@ def test_calls_arrive_with_exact_costs_and_no_user_id_in_clear(store: Engine) ->
             record.reset()
             with lightkeeper.llm_operation("summarise", user_id=USER, workspace_id="acme"):
                 for _ in range(3):
-                    client.chat.completions.create(
-                        model="gpt-4o", messages=[{"role": "user", "content": "hi"}]
-                    )
+                    client.chat.completions.create(model="gpt-4o", messages=PROMPT)
             record.flush()
             shipper.flush()
             wait_for(lambda: count(store) == 3)
@@ -214,6 +214,9 @@ def test_calls_arrive_with_exact_costs_and_no_user_id_in_clear(store: Engine) ->
             proxy.close()
     assert installed() is None and shipper not in events._sinks
     rows = stored(store)
+    with store.connect() as conn:
+        hashes = {r.prompt_hash for r in conn.execute(select(llm_events.c.prompt_hash)).all()}
+    assert len(hashes) == 1 and None not in hashes  # three equal prompts: one hash
     by_id = {e.event_id: e for e in seen}
     assert sorted(by_id) == [r.event_id for r in rows]
     for row in rows:
@@ -225,11 +228,13 @@ def test_calls_arrive_with_exact_costs_and_no_user_id_in_clear(store: Engine) ->
             sent.output_tokens,
         )
         assert row.user_hash == events.user_hasher("pepper")(USER)
+        assert row.prompt_hash == sent.prompt_hash == events.prompt_hasher("pepper")({"messages": PROMPT})
         assert USER not in repr(tuple(row)) and "alice" not in repr(tuple(row))
     with store.connect() as conn:
         (day,) = conn.execute(select(llm_daily)).all()
     assert day.calls == 3 and day.cost_usd == pytest.approx(sum(e.cost_usd or 0 for e in seen))
     assert proxy.bodies and all(b"alice" not in body for body in proxy.bodies)
+    assert all(b'"hi"' not in body for body in proxy.bodies)  # the prompt travels only hashed
 
 
 def test_server_down_then_back_loses_nothing_within_the_buffer(
@@ -314,3 +319,43 @@ def test_close_sends_what_waits_without_waiting_for_the_interval(store: Engine) 
         shipper.close(timeout=5)
         assert time.monotonic() - started < 5
     assert count(store) == 3
+
+
+def _child_sends_its_own(shipper: Shipper, parents_thread: Any) -> int:
+    """Runs in the forked child: exit status 0 when it started clean and sent its event."""
+    try:
+        thread = shipper._thread
+        if shipper.pending() != 0:
+            return 2  # the parent's buffer leaked into the child
+        if thread is None or thread is parents_thread or not thread.is_alive():
+            return 3
+        shipper(cost_event(100))
+        shipper.close(timeout=5)
+        return 0 if shipper.pending() == 0 else 4
+    except BaseException:
+        return 5
+
+
+def test_a_forked_child_starts_empty_with_its_own_thread_and_nothing_is_sent_twice(
+    store: Engine,
+) -> None:
+    with served(store) as url:
+        proxy = Proxy(url)
+        try:
+            shipper = Shipper(proxy.url, TOKEN, flush_interval=60.0, batch_size=100)
+            shipper.start()
+            for n in range(3):
+                shipper(cost_event(n))  # buffered: nothing is due for a minute
+            parents_thread = shipper._thread
+            pid = os.fork()
+            if pid == 0:
+                os._exit(_child_sends_its_own(shipper, parents_thread))
+            _, status = os.waitpid(pid, 0)
+            assert os.waitstatus_to_exitcode(status) == 0
+            assert shipper.pending() == 3 and shipper._thread is parents_thread
+            shipper.close(timeout=5)
+        finally:
+            proxy.close()
+    sent = [e["event_id"] for body in proxy.bodies for e in json.loads(body)["events"]]
+    assert sorted(sent) == ["evt0000000000", "evt0000000001", "evt0000000002", "evt0000000100"]
+    assert count(store) == 4

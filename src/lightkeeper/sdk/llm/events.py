@@ -4,15 +4,20 @@ A `CostEvent` carries what the server needs to break spend down (provider, model
 operation, tokens, cost, latency, status) and who it was for only in a form that
 cannot be reversed: the user id is an HMAC with a salt (`llm_user_salt`, or a random
 one per process when unset, which still separates users within a process but not
-across them). Events go to every registered sink, synchronously and guarded: a sink
-must only enqueue (the shipper to the server's ingest API will be one), and one that
-raises is logged and skipped, never felt by the call.
+across them). The prompt is carried the same way, as `prompt_hash`, an HMAC of the
+request's prompt fields with the same salt (and its own domain prefix): equal prompts
+give equal hashes, so the server can tell an operation whose prompts repeat without
+a cache hit, and nothing of the text leaves the process. Events go to every
+registered sink, synchronously and guarded: a sink must only enqueue (the shipper to
+the server's ingest API is one), and one that raises is logged and skipped, never
+felt by the call.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import logging
 import secrets
 import threading
@@ -20,6 +25,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 _log = logging.getLogger("lightkeeper.llm")
 
@@ -46,6 +52,7 @@ class CostEvent:
     user_hash: str | None = None
     workspace_id: str | None = None
     request_id: str | None = None
+    prompt_hash: str | None = None
     event_id: str = field(default_factory=lambda: uuid.uuid4().hex)
 
 
@@ -90,5 +97,19 @@ def user_hasher(salt: str | None) -> Callable[[str], str]:
 
     def digest(user_id: str) -> str:
         return hmac.new(key, user_id.encode(), hashlib.sha256).hexdigest()[:32]
+
+    return digest
+
+
+_PROMPT_DOMAIN = b"lightkeeper-prompt\x00"  # a prompt's hash never equals a user id's
+
+
+def prompt_hasher(salt: str | None) -> Callable[[Any], str]:
+    """HMAC-SHA256 of a prompt's canonical JSON (keys sorted), hex, 32 characters."""
+    key = salt.encode() if salt else _process_salt
+
+    def digest(prompt: Any) -> str:
+        text = json.dumps(prompt, sort_keys=True, default=str, ensure_ascii=False, separators=(",", ":"))
+        return hmac.new(key, _PROMPT_DOMAIN + text.encode(), hashlib.sha256).hexdigest()[:32]
 
     return digest

@@ -50,6 +50,7 @@ class Config:
         self.prices = settings.llm_prices
         self.capture_content = settings.llm_capture_content
         self.hash_user = events.user_hasher(settings.llm_user_salt)
+        self.hash_prompt = events.prompt_hasher(settings.llm_user_salt)
         self.batched = settings.flush_interval_ms > 0
         # Metric children by label values: `labels()` costs more than the update itself.
         self.children: dict[tuple[Any, ...], Any] = {}
@@ -87,6 +88,7 @@ class Call:
         "first_chunk_at",
         "gen_ai_operation",
         "operation",
+        "prompt",
         "provider",
         "reader",
         "request_id",
@@ -108,6 +110,7 @@ class Call:
         self.request_id = current_request_id()
         self.bound: Mapping[str, Any] = current_context()
         self.span = spans.start()
+        self.prompt = content_in  # hashed off the call path, for the cost event
         self.content_in = content_in if self.span is not None and config().capture_content else None
         self.first_chunk_at: float | None = None
         self.done = False
@@ -293,6 +296,12 @@ def _event(
     if op is not None and op.workspace_id is not None:
         workspace = op.workspace_id
     counted = tokens or _NO_TOKENS
+    prompt_hash = None
+    if call.prompt is not None:
+        try:
+            prompt_hash = cfg.hash_prompt(call.prompt)
+        except Exception:  # an object json cannot even str(): the event goes without it
+            _log.debug("hashing an LLM prompt failed", exc_info=True)
     return events.CostEvent(
         timestamp=when,
         provider=call.provider,
@@ -311,4 +320,5 @@ def _event(
         user_hash=cfg.hash_user(str(user_id)) if user_id is not None else None,
         workspace_id=str(workspace) if workspace is not None else None,
         request_id=call.request_id,
+        prompt_hash=prompt_hash,
     )

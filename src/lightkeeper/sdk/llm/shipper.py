@@ -10,6 +10,12 @@ not fit in the buffer while the server is away is dropped and counted
 (`lightkeeper_llm_events_dropped_total{reason="buffer_full"}`), as is a batch the server
 refuses for good (`reason="rejected"`: bad token, invalid body), which no retry would fix.
 The token is sent only in the Authorization header and never logged.
+
+Across `fork()` (gunicorn `--preload`, Celery prefork) the child starts afresh: an
+empty buffer, a new lock and HTTP connection pool, and its own sending thread. The
+events buffered before the fork stay the parent's to send, so each is sent once; the
+inherited sockets are left to the parent (closing them from the child could end the
+parent's TLS session).
 """
 
 from __future__ import annotations
@@ -17,9 +23,11 @@ from __future__ import annotations
 import atexit
 import dataclasses
 import logging
+import os
 import random
 import threading
 import time
+import weakref
 from collections import deque
 from datetime import UTC
 from typing import Any
@@ -71,8 +79,9 @@ class Shipper:
         self.flush_interval = flush_interval
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self._client = httpx.Client(timeout=timeout, headers=headers)
+        self._timeout = timeout
+        self._headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._client = httpx.Client(timeout=timeout, headers=self._headers)
         self._buffer: deque[events.CostEvent] = deque()
         self._in_hand: list[events.CostEvent] = []  # the batch being sent or retried
         self._lock = threading.Lock()
@@ -107,9 +116,29 @@ class Shipper:
         """Start the sending thread and the exit hook (here, never at import)."""
         if self._thread is not None:
             return
+        _install_fork_hook()
+        _started.add(self)
+        self._start_thread()
+        atexit.register(self.close)
+
+    def _start_thread(self) -> None:
         self._thread = threading.Thread(target=self._run, name="lightkeeper-llm-shipper", daemon=True)
         self._thread.start()
-        atexit.register(self.close)
+
+    def _after_fork_in_child(self) -> None:
+        # The parent's thread does not exist here and may have held the lock; its buffer
+        # and the batch in hand are the parent's to send.
+        self._lock = threading.Lock()
+        self._wake = threading.Condition(self._lock)
+        self._buffer = deque()
+        self._in_hand = []
+        self._failures = 0
+        self._flush_requested = False
+        self._client = httpx.Client(timeout=self._timeout, headers=self._headers)
+        if self._stopping:  # closed before the fork: stays closed
+            self._thread = None
+            return
+        self._start_thread()
 
     def flush(self) -> None:
         """Ask the thread to send what waits now rather than at the next interval."""
@@ -188,6 +217,27 @@ class Shipper:
         )
         self._dropped.labels(REJECTED).inc(len(batch))
         return "rejected"
+
+
+_started: weakref.WeakSet[Shipper] = weakref.WeakSet()
+_fork_hook_installed = False
+_fork_hook_lock = threading.Lock()
+
+
+def _after_fork_in_child() -> None:
+    global _install_lock
+    _install_lock = threading.Lock()  # a parent thread may have held it
+    for shipper in list(_started):
+        shipper._after_fork_in_child()
+
+
+def _install_fork_hook() -> None:
+    """Once per process, when a first shipper starts (never at import)."""
+    global _fork_hook_installed
+    with _fork_hook_lock:
+        if not _fork_hook_installed:
+            os.register_at_fork(after_in_child=_after_fork_in_child)
+            _fork_hook_installed = True
 
 
 _installed: tuple[tuple[Any, ...], Shipper] | None = None

@@ -22,16 +22,26 @@ MAX_CONTENT_CHARS = 8192
 _TRACER_NAME = "lightkeeper.llm"
 
 
+# (provider, its tracer): the SDK builds a new Tracer and scope on every get_tracer(),
+# which would cost each call more than the rest of opening it.
+_tracer: tuple[Any, Any] = (None, None)
+
+
 def start() -> Any:
     """The tracer and parent context for a call starting now, or None without tracing."""
+    global _tracer
     trace_api = sys.modules.get("opentelemetry.trace")
     if trace_api is None:
         return None
     provider = trace_api.get_tracer_provider()
-    if type(provider).__name__ in ("ProxyTracerProvider", "NoOpTracerProvider"):
-        return None
+    known, tracer = _tracer
+    if provider is not known:
+        if type(provider).__name__ in ("ProxyTracerProvider", "NoOpTracerProvider"):
+            return None
+        tracer = provider.get_tracer(_TRACER_NAME)
+        _tracer = (provider, tracer)
     context_api = sys.modules["opentelemetry.context"]
-    return provider.get_tracer(_TRACER_NAME), context_api.get_current(), trace_api
+    return tracer, context_api.get_current(), trace_api
 
 
 def content(value: Any) -> str:

@@ -43,18 +43,22 @@ class Accumulator(Protocol):
 
 
 class _Observed:
-    __slots__ = ("_acc", "_call", "_inner")
+    # `_observe` is the accumulator's bound method, looked up once: the per-chunk path
+    # is one call into it and one test for the first chunk.
+    __slots__ = ("_acc", "_call", "_inner", "_observe")
 
     def __init__(self, inner: Any, call: Call, acc: Accumulator) -> None:
         self._inner = inner
         self._call = call
         self._acc = acc
+        self._observe = acc.observe
 
     def _see(self, chunk: Any) -> None:
+        call = self._call
         try:
-            if self._call.first_chunk_at is None:
-                self._call.first_chunk_at = time.perf_counter()
-            self._acc.observe(chunk)
+            if call.first_chunk_at is None:
+                call.first_chunk_at = time.perf_counter()
+            self._observe(chunk)
         except Exception:
             _log.debug("reading an LLM stream chunk failed", exc_info=True)
 
@@ -97,7 +101,13 @@ class ObservedStream(_Observed):
         except Exception as exc:
             self._finish(ERROR, exc)
             raise
-        self._see(chunk)
+        call = self._call  # `_see`, inlined: this runs once per chunk
+        try:
+            if call.first_chunk_at is None:
+                call.first_chunk_at = time.perf_counter()
+            self._observe(chunk)
+        except Exception:
+            _log.debug("reading an LLM stream chunk failed", exc_info=True)
         return chunk
 
     def close(self) -> None:

@@ -4,7 +4,8 @@
 in a response, how to read its stream). `sync_wrapper` / `async_wrapper` turn it into
 a `make(original)` for `patching.patch_class` and `patching.patch_instance`. Opening
 the record is guarded like closing it: if Lightkeeper fails, the original method is
-called exactly as it would have been.
+called exactly as it would have been. A call that another instrumentation already
+traces gets no span from Lightkeeper (see `coexist`), only its metrics and cost event.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from lightkeeper.sdk.llm import coexist
 from lightkeeper.sdk.llm.record import ERROR, OK, Call
 from lightkeeper.sdk.llm.streams import Accumulator, ObservedAsyncStream, ObservedStream
 from lightkeeper.sdk.llm.tokens import Tokens
@@ -25,7 +27,8 @@ _log = logging.getLogger("lightkeeper.llm")
 class Endpoint:
     provider: str
     gen_ai_operation: str
-    # Request keyword arguments that hold the prompt (read only with content capture on).
+    # Request keyword arguments that hold the prompt: hashed for the cost event, and
+    # read as text only with content capture on.
     prompt_keys: tuple[str, ...]
     tokens: Callable[[Any], Tokens | None]
     content: Callable[[Any], Any]
@@ -33,10 +36,20 @@ class Endpoint:
     accumulator: Callable[[bool], Accumulator]
 
 
-def _open(endpoint: Endpoint, kwargs: dict[str, Any]) -> Call | None:
+def _snapshot(value: Any) -> Any:
+    return list(value) if type(value) is list else value
+
+
+def _open(endpoint: Endpoint, resource: Any, kwargs: dict[str, Any]) -> Call | None:
     try:
-        prompt = {k: kwargs[k] for k in endpoint.prompt_keys if k in kwargs} or None
-        return Call(endpoint.provider, endpoint.gen_ai_operation, kwargs.get("model"), prompt)
+        # The message list is copied (not its messages): chat code appends the answer to
+        # the very list it sent, before the call's prompt is hashed off the call path.
+        prompt = {k: _snapshot(kwargs[k]) for k in endpoint.prompt_keys if k in kwargs} or None
+        call = Call(endpoint.provider, endpoint.gen_ai_operation, kwargs.get("model"), prompt)
+        started = call.span
+        if started is not None and coexist.traced_elsewhere(endpoint.provider, resource, started[2]):
+            call.span = call.content_in = None
+        return call
     except Exception:
         _log.debug("opening an LLM call record failed", exc_info=True)
         return None
@@ -57,7 +70,7 @@ def _response(endpoint: Endpoint, call: Call, result: Any) -> None:
 def sync_wrapper(endpoint: Endpoint) -> Callable[[Any], Any]:
     def make(create: Any) -> Any:
         def create_recorded(self: Any, *args: Any, **kwargs: Any) -> Any:
-            call = _open(endpoint, kwargs)
+            call = _open(endpoint, self, kwargs)
             if call is None:
                 return create(self, *args, **kwargs)
             try:
@@ -78,7 +91,7 @@ def sync_wrapper(endpoint: Endpoint) -> Callable[[Any], Any]:
 def async_wrapper(endpoint: Endpoint) -> Callable[[Any], Any]:
     def make(create: Any) -> Any:
         async def create_recorded(self: Any, *args: Any, **kwargs: Any) -> Any:
-            call = _open(endpoint, kwargs)
+            call = _open(endpoint, self, kwargs)
             if call is None:
                 return await create(self, *args, **kwargs)
             try:

@@ -1,0 +1,73 @@
+"""Whether another instrumentation already writes the GenAI span of a call.
+
+One call must not show up as two sibling or nested `chat` spans, each with its own
+token counts: the trace would double every sum taken over it. When another library
+traces the call, Lightkeeper leaves the span to it (its metrics and cost events are
+written all the same). Three ways a call can already be traced:
+
+- the provider's SDK does it (anthropic >= 2 opens a call span of its own unless the
+  client's `open_telemetry` option turns its traces off);
+- an instrumentor is active for the provider (OpenLLMetry's or OpenLIT's), whichever
+  of its wrapper and ours is the outer one;
+- the current span is another library's GenAI client span (an outer wrapper we do not
+  know by name).
+
+Nothing is imported here: instrumentors are looked up in `sys.modules`, so a process
+without them pays a dictionary miss per traced call and nothing when tracing is off.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+# Instrumentor classes by provider: (module, class). Each is a `BaseInstrumentor`, a
+# per-class singleton whose `_instance` tells whether it was ever created.
+INSTRUMENTORS: dict[str, tuple[tuple[str, str], ...]] = {
+    "openai": (
+        ("opentelemetry.instrumentation.openai", "OpenAIInstrumentor"),
+        ("openlit.instrumentation.openai", "OpenAIInstrumentor"),
+    ),
+    "anthropic": (
+        ("opentelemetry.instrumentation.anthropic", "AnthropicInstrumentor"),
+        ("openlit.instrumentation.anthropic", "AnthropicInstrumentor"),
+    ),
+}
+_PROVIDER_KEYS = ("gen_ai.provider.name", "gen_ai.system")
+
+
+def traced_elsewhere(provider: str, resource: Any, trace_api: Any) -> bool:
+    """True when the call about to be made on `resource` gets a GenAI span from someone else."""
+    return _instrumented(provider) or _sdk_traces(resource) or _inside_genai_span(provider, trace_api)
+
+
+def _instrumented(provider: str) -> bool:
+    for module_name, class_name in INSTRUMENTORS.get(provider, ()):
+        module = sys.modules.get(module_name)
+        if module is None:
+            continue
+        instance = getattr(getattr(module, class_name, None), "_instance", None)
+        if instance is not None and getattr(instance, "is_instrumented_by_opentelemetry", False):
+            return True
+    return False
+
+
+def _sdk_traces(resource: Any) -> bool:
+    """The anthropic SDK's own call spans: on by default where the client has the option."""
+    client = getattr(resource, "_client", None)
+    options = getattr(client, "open_telemetry", None)
+    if not isinstance(options, dict):
+        return False
+    traces = options.get("traces")
+    return isinstance(traces, dict) and bool(traces.get("enabled"))
+
+
+def _inside_genai_span(provider: str, trace_api: Any) -> bool:
+    span = trace_api.get_current_span()
+    if not span.is_recording() or getattr(span, "kind", None) != trace_api.SpanKind.CLIENT:
+        return False
+    attributes = getattr(span, "attributes", None) or {}
+    if "gen_ai.operation.name" not in attributes:
+        return False
+    named = [attributes[key] for key in _PROVIDER_KEYS if key in attributes]
+    return not named or provider in named
