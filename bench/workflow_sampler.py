@@ -6,11 +6,15 @@ Run from the repository root (needs the local PostgreSQL of the test command):
 
 Builds a scratch database with 9 entity tables (`generate_series`, ~111 000 rows each:
 80 % done, 5 % failed, 5 % draft, 9 % in two processing statuses, 1 % an undeclared
-status, ages spread over 30 days) indexed on `(status, updated_at)` as the README
-recommends, then:
+status, ages spread over 30 days) indexed on `(status)` and `(status, updated_at)` as
+the README recommends (`--index composite` leaves the first out) and vacuumed (so the
+visibility map lets PostgreSQL count from the index alone), then:
 
 1. times `sample_once()` over the 9 entities (target: < 200 ms per sample);
-2. serves a small instrumented app (uvicorn, one process; each request runs one
+2. compares the two query shapes the sampler chooses between on the same tables, in
+   interleaved rounds: the index walk it uses here, and the grouped scan it falls back
+   to without such an index (buffers read, from EXPLAIN (ANALYZE, BUFFERS), and time);
+3. serves a small instrumented app (uvicorn, one process; each request runs one
    indexed `SELECT` on the application's own engine) and measures request latency
    from this process in interleaved rounds: sampler off, then on with
    `interval_seconds=1` (60 times the default, so samples overlap requests all the time).
@@ -28,6 +32,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 import sqlalchemy as sa
@@ -36,6 +41,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tests.support import services  # noqa: E402
+
+if TYPE_CHECKING:
+    from lightkeeper.sdk.workflow.query import Source
+    from lightkeeper.workflow import Entity
 
 ENTITY_TYPES = (
     "persona",
@@ -51,7 +60,7 @@ ENTITY_TYPES = (
 TARGET_MS = 200.0
 
 
-def entities() -> list[object]:
+def entities() -> list[Entity]:
     from lightkeeper.workflow import Entity
 
     return [
@@ -67,7 +76,7 @@ def entities() -> list[object]:
     ]
 
 
-def build(url: str, rows: int) -> None:
+def build(url: str, rows: int, both_indexes: bool) -> None:
     per_table = rows // len(ENTITY_TYPES)
     engine = sa.create_engine(url, isolation_level="AUTOCOMMIT")
     with engine.connect() as conn:
@@ -90,6 +99,8 @@ def build(url: str, rows: int) -> None:
                 """
             )
             conn.exec_driver_sql(f"CREATE INDEX {name}_status_updated_at ON {name} (status, updated_at)")
+            if both_indexes:
+                conn.exec_driver_sql(f"CREATE INDEX {name}_status ON {name} (status)")
             conn.exec_driver_sql(f"VACUUM ANALYZE {name}")
     engine.dispose()
 
@@ -103,7 +114,7 @@ def time_samples(url: str, samples: int) -> tuple[list[float], list[float]]:
     """
     import lightkeeper
 
-    sampler = lightkeeper.instrument_workflow(url, entities=entities(), background=False)  # type: ignore[arg-type]
+    sampler = lightkeeper.instrument_workflow(url, entities=entities(), background=False)
     anchor_engine = sa.create_engine(url, pool_size=1)
     try:
         assert sampler.sample_once(), "a sample failed"  # warm-up: reflection, connection, caches
@@ -121,6 +132,57 @@ def time_samples(url: str, samples: int) -> tuple[list[float], list[float]]:
     finally:
         sampler.stop()
         anchor_engine.dispose()
+
+
+def compare_shapes(url: str, samples: int) -> dict[str, tuple[list[float], int]]:
+    """Milliseconds per round of 9 entity statements, and buffers one round reads, per shape.
+
+    Each statement runs as the sampler runs it (its own read-only transaction with a
+    statement timeout); only the shape differs, so the ratio is the index's doing.
+    """
+    from datetime import UTC, datetime
+
+    from lightkeeper.sdk.workflow import query
+
+    engine = sa.create_engine(url, pool_size=1)
+    try:
+        with engine.connect() as conn:
+            found = [(e, query.resolve(conn, e)) for e in entities()]
+            conn.commit()  # reflection began a transaction; each statement below runs in its own
+            assert all(s.status_indexed and s.age_indexed for _, s in found), "the index is missing"
+            shapes = {
+                "index walk (used here)": found,
+                "grouped scan (no index)": [(e, query.Source(s.table)) for e, s in found],
+            }
+            buffers = {name: _buffers(conn, pairs) for name, pairs in shapes.items()}
+            took: dict[str, list[float]] = {name: [] for name in shapes}
+            for _ in range(samples + 1):  # the first round warms caches and is dropped
+                for name, pairs in shapes.items():
+                    began = time.perf_counter()
+                    for entity, source in pairs:
+                        with query.guarded(conn, 10.0):
+                            conn.execute(query.entity_query(entity, source, datetime.now(UTC))).all()
+                    took[name].append((time.perf_counter() - began) * 1000)
+        return {name: (values[1:], buffers[name]) for name, values in took.items()}
+    finally:
+        engine.dispose()
+
+
+def _buffers(conn: sa.Connection, pairs: list[tuple[Entity, Source]]) -> int:
+    """Shared buffers (8 kB pages) read by one round, summed from EXPLAIN (ANALYZE, BUFFERS)."""
+    from datetime import UTC, datetime
+
+    from lightkeeper.sdk.workflow import query
+
+    total = 0
+    for entity, source in pairs:
+        statement = query.entity_query(entity, source, datetime.now(UTC))
+        sql = statement.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True})
+        with conn.begin():
+            plan = conn.exec_driver_sql(f"EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {sql}").scalar_one()
+        top = plan[0]["Plan"]
+        total += int(top["Shared Hit Blocks"]) + int(top["Shared Read Blocks"])
+    return total
 
 
 def serve(url: str, port: int, with_sampler: bool) -> None:
@@ -144,7 +206,7 @@ def serve(url: str, port: int, with_sampler: bool) -> None:
     app = Starlette(routes=[Route("/items/{id:int}", item)])
     lightkeeper.instrument(app, service="bench", configure_logging=False, access_log=False)
     if with_sampler:
-        lightkeeper.instrument_workflow(url, entities=entities(), interval_seconds=1.0, timeout_seconds=1.0)  # type: ignore[arg-type]
+        lightkeeper.instrument_workflow(url, entities=entities(), interval_seconds=1.0, timeout_seconds=1.0)
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
 
 
@@ -195,6 +257,7 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=15)
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--index", choices=["both", "composite"], default="both")
     parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--sampler", choices=["on", "off"], help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
@@ -206,9 +269,10 @@ def main() -> None:
     with services.temporary_database() as plain_url:
         url = plain_url.replace("postgresql://", "postgresql+psycopg://")
         began = time.perf_counter()
-        build(url, args.rows)
+        build(url, args.rows, args.index == "both")
         print(
-            f"built {args.rows:,} rows in {len(ENTITY_TYPES)} tables in {time.perf_counter() - began:.1f} s"
+            f"built {args.rows:,} rows in {len(ENTITY_TYPES)} tables in {time.perf_counter() - began:.1f} s, "
+            f"indexes: {'(status) and ' if args.index == 'both' else ''}(status, updated_at)"
         )
 
         took, floor = time_samples(url, args.samples)
@@ -223,6 +287,15 @@ def main() -> None:
             f"sample / anchor = {median / anchor:.2f}"
         )
         print(f"load average while measuring: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+
+        shapes = compare_shapes(url, args.samples)
+        print(f"\nquery shapes on the same tables, {args.samples} interleaved rounds of 9 statements")
+        print("| shape | median ms | min ms | buffers read |")
+        print("|---|---:|---:|---:|")
+        for name, (values, buffers) in shapes.items():
+            print(f"| {name} | {statistics.median(values):.1f} | {min(values):.1f} | {buffers} |")
+        walk, scan = (statistics.median(values) for values, _ in shapes.values())
+        print(f"index walk / grouped scan = {walk / scan:.2f}; load average {os.getloadavg()[0]:.1f}")
 
         results: dict[bool, list[float]] = {False: [], True: []}
         for _ in range(args.rounds):

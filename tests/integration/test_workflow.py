@@ -12,6 +12,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -19,6 +20,7 @@ import sqlalchemy as sa
 from prometheus_client import REGISTRY
 
 import lightkeeper
+from lightkeeper.sdk.workflow import query
 from lightkeeper.testing import capture_logs
 from lightkeeper.workflow import Aggregate, Entity, WorkflowSampler
 from tests.support import services
@@ -265,3 +267,98 @@ def test_the_thread_runs_on_its_own_connection_and_stops_cleanly(
     assert _sampler_connections() == 0
     assert gauge("workflow_entities", entity="items", status="publishing") is None
     app_engine.dispose()
+
+
+def test_an_indexed_table_is_counted_from_its_index_alone(
+    schema: str, samplers: list[WorkflowSampler]
+) -> None:
+    """The same 20 000 rows with and without the recommended index give the same gauges, and
+    the indexed statement reads nothing but the index (after VACUUM sets the visibility map)."""
+    admin = sa.create_engine(url("lk_admin"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        # varchar(20): the recursive walk must keep the column's exact type; ages sit 30 s
+        # off whole minutes, so no row is on a threshold while the test runs.
+        conn.exec_driver_sql(
+            f"""
+            CREATE TABLE {schema}.big (id serial PRIMARY KEY, status varchar(20), updated_at timestamptz);
+            INSERT INTO {schema}.big (status, updated_at)
+            SELECT CASE WHEN mod(i, 10) < 7 THEN 'done' WHEN mod(i, 10) = 7 THEN 'processing'
+                        WHEN mod(i, 10) = 8 THEN 'publishing' WHEN mod(i, 97) = 0 THEN NULL
+                        ELSE 'mystery' END,
+                   now() - make_interval(mins => mod(i, 3000), secs => 30)
+            FROM generate_series(1, 20000) AS i;
+            CREATE TABLE {schema}.big_plain AS SELECT * FROM {schema}.big;
+            CREATE INDEX ON {schema}.big (status, updated_at);
+            """
+        )
+        for table in ("big", "big_plain"):
+            conn.exec_driver_sql(f"VACUUM ANALYZE {schema}.{table}")
+    admin.dispose()
+
+    def entity(table: str) -> Entity:
+        return Entity(
+            f"{schema}.{table}",
+            processing=["processing", "publishing"],
+            terminal=["done"],
+            stuck_after=["30m", "2h", "24h"],
+        )
+
+    sampler = start(samplers, url(), entities=[entity("big"), entity("big_plain")], background=False)
+    assert sampler.sample_once() is True
+
+    def gauges(name: str) -> dict[str, float | None]:
+        found = {
+            s: gauge("workflow_entities", entity=name, status=s) for s in ("done", "other", "processing")
+        }
+        for t in ("30m", "2h", "24h"):
+            found[t] = gauge("workflow_stuck_entities", entity=name, status="publishing", threshold=t)
+        found["oldest"] = gauge("workflow_oldest_processing_age_seconds", entity=name)
+        return found
+
+    indexed, plain = gauges("big"), gauges("big_plain")
+    assert indexed == pytest.approx(plain, abs=5)  # the ages were read a moment apart
+    publishing = [(i % 3000) * 60 + 30 for i in range(1, 20001) if i % 10 == 8]  # seconds old
+    assert {k: v for k, v in indexed.items() if k != "oldest"} == {
+        "done": 14000,
+        "processing": 2000,
+        "other": 2000,  # 'mystery' and the NULL statuses
+        **{t: sum(age > s for age in publishing) for t, s in (("30m", 1800), ("2h", 7200), ("24h", 86400))},
+    }
+
+    with sa.create_engine(url()).connect() as conn:
+        source = query.resolve(conn, entity("big"))
+        assert (source.status_indexed, source.age_indexed) == (True, True)
+        assert query.resolve(conn, entity("big_plain")).status_indexed is False
+        statement = query.entity_query(entity("big"), source, datetime.now(UTC))
+        sql = statement.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True})
+        plan = conn.exec_driver_sql(f"EXPLAIN (ANALYZE, FORMAT JSON) {sql}").scalar_one()
+    scans = _scans(plan[0]["Plan"])
+    assert scans and {node["Node Type"] for node in scans} == {"Index Only Scan"}, scans
+    assert sum(node["Heap Fetches"] for node in scans) == 0
+
+
+def _scans(node: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every node of a JSON plan that reads a relation."""
+    found = [node] if "Relation Name" in node else []
+    for child in node.get("Plans", []):
+        found += _scans(child)
+    return found
+
+
+def test_a_sample_cannot_write(schema: str, samplers: list[WorkflowSampler]) -> None:
+    writes = Aggregate(
+        "writes",
+        f"WITH w AS (INSERT INTO {schema}.invites (accepted) VALUES (true) RETURNING 1) "
+        "SELECT count(*) FROM w",
+    )
+    sampler = start(samplers, url(), entities=[items(schema)], aggregates=[writes], background=False)
+
+    with capture_logs() as logs:
+        assert sampler.sample_once() is False
+
+    assert errors("writes", "query") == 1
+    assert errors("items", "query") == 0
+    failed = [e for e in logs if e["event"] == "workflow_sample_failed"]
+    assert "read-only transaction" in failed[0]["error"]
+    with sa.create_engine(url("lk_admin")).connect() as conn:
+        assert conn.exec_driver_sql(f"SELECT count(*) FROM {schema}.invites").scalar_one() == 4

@@ -165,12 +165,14 @@ def test_fold_counts_declared_statuses_and_folds_the_rest_into_other() -> None:
         "items", processing=["publishing", "exporting"], terminal=["published"], stuck_after=["30m", "2h"]
     )
     naive_old = (NOW - timedelta(hours=3)).replace(tzinfo=None)  # naive timestamps are UTC
-    rows = [  # the count part, then the processing part (count NULL) of the query
+    # The count part, then the processing part (count NULL) of the query, whose last
+    # columns are disjoint age bands: 30m..2h old, then older than 2h.
+    rows = [
         (Status.PUBLISHING, 4, None, None, None),
         ("published", 10, None, None, None),
         ("surprise", 2, None, None, None),
         (None, 1, None, None, None),
-        (Status.PUBLISHING, None, naive_old, 3, 1),
+        (Status.PUBLISHING, None, naive_old, 2, 1),
         ("published", None, NOW - timedelta(days=9), 10, 10),  # old, but done: never stuck
     ]
 

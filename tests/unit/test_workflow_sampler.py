@@ -107,9 +107,23 @@ def start(samplers: list[WorkflowSampler], *args: Any, **kwargs: Any) -> Workflo
     return sampler
 
 
+# Each index below gives the sampler a different query shape; the numbers must not change.
+INDEXES = {
+    "none": None,
+    "status_and_age": "CREATE INDEX items_status_age ON items (status, updated_at)",
+    "status_only": "CREATE INDEX items_status ON items (status)",
+    "partial": "CREATE INDEX items_open ON items (status, updated_at) WHERE status <> 'published'",
+}
+
+
+@pytest.mark.parametrize("index", INDEXES.values(), ids=INDEXES.keys())
 def test_one_sample_gives_exact_counts_stuck_counts_and_oldest_age(
-    engine: sa.Engine, samplers: list[WorkflowSampler]
+    engine: sa.Engine, samplers: list[WorkflowSampler], index: str | None
 ) -> None:
+    with engine.begin() as conn:
+        conn.exec_driver_sql("INSERT INTO items (status, updated_at) VALUES (NULL, '2020-01-01 00:00:00')")
+        if index is not None:
+            conn.exec_driver_sql(index)
     sampler = start(samplers, engine, entities=[ITEMS], aggregates=[PENDING], background=False)
 
     assert sampler.sample_once() is True
@@ -121,7 +135,7 @@ def test_one_sample_gives_exact_counts_stuck_counts_and_oldest_age(
         "review": 1,
         "published": 3,
         "failed": 1,
-        "other": 3,  # legacy_state x2 and other_legacy, declared nowhere
+        "other": 4,  # legacy_state x2 and other_legacy, declared nowhere, and a NULL status
     }
     stuck = {
         t: gauge("workflow_stuck_entities", entity="items", status="publishing", threshold=t)
@@ -259,14 +273,28 @@ def test_requests_never_run_a_sampling_query(engine: sa.Engine, samplers: list[W
         sa.event.remove(sa.Engine, "before_cursor_execute", count)
 
 
-def test_one_grouped_query_per_entity(engine: sa.Engine, samplers: list[WorkflowSampler]) -> None:
-    statements: list[str] = []
+SHAPES = {  # index -> (what the statement must contain, what it must not)
+    "none": ("GROUP BY", "WITH RECURSIVE"),
+    "status_and_age": ("WITH RECURSIVE", "GROUP BY"),  # walked and ranged: no scan
+    "status_only": ("WITH RECURSIVE", None),  # counts walk the index, ages are grouped
+    "partial": ("GROUP BY", "WITH RECURSIVE"),  # it cannot count the rows it leaves out
+}
 
-    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        statements.append(statement)
 
+@pytest.mark.parametrize("index", INDEXES, ids=INDEXES.keys())
+def test_one_query_per_entity_shaped_by_its_indexes(
+    engine: sa.Engine, samplers: list[WorkflowSampler], index: str
+) -> None:
+    statements: list[tuple[str, Any]] = []
+
+    def count(conn: Any, cursor: Any, statement: str, parameters: Any, *args: Any) -> None:
+        statements.append((statement, parameters))
+
+    if INDEXES[index] is not None:
+        with engine.begin() as conn:
+            conn.exec_driver_sql(INDEXES[index])
     sampler = start(samplers, engine, entities=[ITEMS], background=False)
-    sampler.sample_once()  # reflects the table once
+    sampler.sample_once()  # reflects the table and its indexes once
     sa.event.listen(sa.Engine, "before_cursor_execute", count)
     try:
         sampler.sample_once()
@@ -274,7 +302,14 @@ def test_one_grouped_query_per_entity(engine: sa.Engine, samplers: list[Workflow
         sa.event.remove(sa.Engine, "before_cursor_execute", count)
 
     assert len(statements) == 1
-    assert "GROUP BY" in statements[0]
+    (statement, parameters), (present, absent) = statements[0], SHAPES[index]
+    assert present in statement
+    assert absent is None or absent not in statement
+    if index == "status_and_age":
+        with engine.connect() as conn:
+            plan = [row[3] for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters)]
+        assert not [step for step in plan if step.startswith("SCAN items")], plan
+        assert [step for step in plan if "USING COVERING INDEX items_status_age" in step]
 
 
 def test_an_in_memory_database_is_sampled_through_the_callers_engine(samplers: list[WorkflowSampler]) -> None:

@@ -69,7 +69,7 @@ class WorkflowSampler:
         self.timeout_seconds = timeout_seconds
         self._engine = engine
         self._owns_engine = owns_engine
-        self._tables: dict[str, sa.Table] = {}
+        self._sources: dict[str, query.Source] = {}
         self._started = time.monotonic()
         self._last_success: dict[str, float] = {}
         self._sampling = threading.Lock()
@@ -182,11 +182,11 @@ class WorkflowSampler:
         )
 
     def _sample_entity(self, conn: sa.Connection, *, entity: Entity) -> None:
-        table = self._tables.get(entity.label)
-        if table is None:
-            table = self._tables[entity.label] = query.resolve_table(conn, entity)
+        source = self._sources.get(entity.label)
+        if source is None:
+            source = self._sources[entity.label] = query.resolve(conn, entity)
         now = datetime.now(UTC)
-        rows = conn.execute(query.entity_query(entity, table, now)).all()
+        rows = conn.execute(query.entity_query(entity, source, now)).all()
         found = query.fold(entity, rows, now)
         name = entity.label
         entities = metrics.family(catalogue.WORKFLOW_ENTITIES)
