@@ -1,8 +1,10 @@
 """The Python SLO engine and the generated Prometheus rules compute the same numbers.
 
 For each synthetic series the engine (`lightkeeper.slo_math`) computes, at every
-evaluation step, the error-budget remaining and each burn-rate tier's alert state.
-Those values become `promql_expr_test` expectations in a promtool test file over the
+evaluation step, the error-budget remaining and each burn-rate tier's alert state:
+windows of a day and more (scaled) as the rules build them, from 5-minute counts
+(`slo_math.grid_error_ratio`), shorter ones from raw `rate()`s. Those values become
+`promql_expr_test` expectations in a promtool test file over the
 rules `lightkeeper generate --profile test` writes; the real `promtool test rules`
 then fails on any step where the rules disagree. The engine's tiers come from its own
 `DEFAULT_TIERS` (factor and threshold), never from the generated YAML, so a change on
@@ -28,6 +30,8 @@ from lightkeeper import slo_math
 pytestmark = pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool is not installed")
 
 SCALE = 60  # the test profile divides every window and duration by 60
+COUNT_STEP = slo_math.COUNT_STEP_SECONDS / SCALE  # the rules' count records: 5s
+LONG_MIN = slo_math.LONG_WINDOW_MIN_SECONDS / SCALE  # from here up, windows add the counts
 STEPS = 240  # one sample and one evaluation per second
 SPEC = textwrap.dedent(
     """
@@ -201,10 +205,17 @@ def _suite(rules: Path, scenario: str) -> tuple[dict[str, Any], list[list[dict[s
         },
     ]
 
+    def counted(w: float) -> bool:
+        return slo_math.uses_count_records(w, COUNT_STEP, LONG_MIN)
+
     def avail(t: float, w: float) -> float | None:
+        if counted(w):
+            return slo_math.grid_error_ratio([s_good, s_bad], t, w, COUNT_STEP, bad=[s_bad])
         return slo_math.window_error_ratio([s_bad], [s_good, s_bad], t, w)
 
     def latency(t: float, w: float) -> float | None:
+        if counted(w):
+            return slo_math.grid_error_ratio([s_total], t, w, COUNT_STEP, good=[s_good])
         return slo_math.latency_error_ratio([s_good], [s_total], t, w)
 
     tests: list[Any] = []

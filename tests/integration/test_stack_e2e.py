@@ -260,7 +260,9 @@ def test_generated_stack_alerts_end_to_end(tmp_path: Path) -> None:
         assert sent and set(sent) == {500}, f"the flaky endpoint answered {sorted(set(sent))}"
         assert (error_rate["labels"]["service"], error_rate["labels"]["environment"]) == ("saas-api", "e2e")
         assert error_rate["annotations"]["runbook_url"] == f"{RUNBOOKS}/HTTPErrorRateHigh.md"
-        assert error_rate["annotations"]["dashboard_url"].endswith("/d/lk-saas-api-api-performance")
+        panel_url = error_rate["annotations"]["dashboard_url"]  # Prometheus filled the environment in
+        assert "/d/lk-saas-api-api-performance/" in panel_url
+        assert "var-environment=e2e&viewPanel=" in panel_url
         assert burn["labels"]["slo"] == "availability" and burn["labels"]["short_window"] == "5s"
         assert burn["annotations"]["runbook_url"] == f"{RUNBOOKS}/AvailabilityErrorBudgetBurn.md"
 

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from lightkeeper import catalogue as cat
 from lightkeeper.spec.models import ALERT_FAMILIES, Severity, Spec
 from lightkeeper.stack.errors import GenerationError
-from lightkeeper.stack.names import Category, DashboardKey, scrapes_workers
+from lightkeeper.stack.names import Category, DashboardKey, node_targets, scrapes_nodes, scrapes_workers
 from lightkeeper.stack.rule_exprs import EXPRESSIONS, FEEDBACK_EVENT, Expression, outcome_events
 
 DATA_FILE = "alert_families.yaml"
@@ -32,10 +32,12 @@ FEATURES: dict[str, Callable[[Spec], bool]] = {
     "usage_core": lambda spec: bool(spec.usage.core),
     "feedback": lambda spec: FEEDBACK_EVENT in spec.usage.declared(),
     "usage_outcomes": lambda spec: bool(outcome_events(spec)),
+    "node": scrapes_nodes,
 }
 # Features that hold per environment: the family only gets rules where they do.
 ENV_FEATURES: dict[str, Callable[[Spec, str], bool]] = {
     "celery_workers": lambda spec, env: bool(spec.environments[env].celery_targets),
+    "node": lambda spec, env: bool(node_targets(spec, env)),
 }
 
 
@@ -55,7 +57,8 @@ class Family(BaseModel):
     description: str  # `{t}` is the threshold as written, `{w}` the rate window
     steps: tuple[str, ...]
     requires: (
-        Literal["workflow", "celery_workers", "server", "usage_core", "feedback", "usage_outcomes"] | None
+        Literal["workflow", "celery_workers", "server", "usage_core", "feedback", "usage_outcomes", "node"]
+        | None
     ) = None
     per_environment: bool = False
     unit: Literal["", "ratio", "seconds", "score"] = ""  # score: a unitless quantile (CLS)

@@ -24,7 +24,15 @@ DOCKER_HOST = "unix:///var/run/docker.sock"
 LOG_LABELS: tuple[str, ...] = ("service", "environment", "level")
 LOG_METADATA: tuple[str, ...] = ("trace_id", "span_id", "request_id")
 # The stack's own containers: their logs are not the service's.
-STACK_SERVICES: tuple[str, ...] = ("alertmanager", "alloy", "grafana", "loki", "prometheus", "tempo")
+STACK_SERVICES: tuple[str, ...] = (
+    "alertmanager",
+    "alloy",
+    "grafana",
+    "loki",
+    "node-exporter",
+    "prometheus",
+    "tempo",
+)
 
 
 def render(spec: Spec) -> dict[str, str]:

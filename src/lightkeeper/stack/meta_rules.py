@@ -2,7 +2,9 @@
 
 They carry no thresholds from the spec. The Watchdog fires by design (a dead man's
 switch). DeploymentInProgress only informs: it silences nothing, because a bad deploy
-is the most common cause of incidents. With `inhibition.deploy_grace`,
+is the most common cause of incidents. It reads the lightkeeper server's
+`deployments_in_progress` (what CI reported) when Prometheus scrapes a server, and
+otherwise guesses from two versions reporting at once. With `inhibition.deploy_grace`,
 DeploymentGracePeriod fires for at most that long after a new version first reports,
 however long the rollout takes, and Alertmanager silences the lower tiers meanwhile.
 MaintenanceWindow exists only when Prometheus scrapes a lightkeeper server (the only
@@ -12,13 +14,23 @@ source of `lightkeeper_maintenance`).
 from __future__ import annotations
 
 from lightkeeper import catalogue as cat
+from lightkeeper.spec.models import Spec
+from lightkeeper.stack import promql
 from lightkeeper.stack.alert_families import runbook_steps
-from lightkeeper.stack.names import DEPLOY_ALERT, DEPLOY_GRACE_ALERT, MAINTENANCE_ALERT, WATCHDOG_ALERT
+from lightkeeper.stack.names import (
+    DEPLOY_ALERT,
+    DEPLOY_GRACE_ALERT,
+    MAINTENANCE_ALERT,
+    SERVER_JOB,
+    WATCHDOG_ALERT,
+)
 from lightkeeper.stack.promql import by, selector
 from lightkeeper.stack.rule_defs import AlertDef
 from lightkeeper.stack.rule_exprs import DEPLOY_WINDOW, SE, Ctx
 
 WATCHDOG_ENVIRONMENT = "all"  # the Watchdog watches the pipeline, not one environment
+SERVER_ENV_LABEL = "env"  # the server's name for the environment (catalogue.DEPLOYMENTS_IN_PROGRESS)
+assert SERVER_ENV_LABEL in cat.DEPLOYMENTS_IN_PROGRESS.labels
 
 
 def meta_alerts(ctx: Ctx) -> list[AlertDef]:
@@ -50,35 +62,78 @@ def meta_alerts(ctx: Ctx) -> list[AlertDef]:
             ),
             environments=(WATCHDOG_ENVIRONMENT,),
         ),
-        AlertDef(
-            name=DEPLOY_ALERT,
-            expr=f"count {by(*SE)} ({versions}) > 1",
-            severity="low",
-            category="meta",
-            service=spec.service,
-            summary="{{ $labels.service }} ({{ $labels.environment }}) is being deployed",
-            description=(
-                f"More than one version reported lightkeeper_build_info within {ctx.w(DEPLOY_WINDOW)}: "
-                "a rollout is in progress or just finished. Alerts are not silenced meanwhile: "
-                "a bad deploy is the most common cause of incidents."
-            ),
-            dashboard="system-health",
-            family="deployment",
-            runbook_steps=runbook_steps(
-                spec,
-                DEPLOY_ALERT,
-                (
-                    "Nothing to do while the rollout proceeds.",
-                    "If it stays firing, a rollout is stuck half-way.",
-                ),
-            ),
-        ),
+        _deploy_from_server(ctx) if reports_deployments(spec) else _deploy_from_versions(ctx, versions),
     ]
     if spec.inhibition.deploy_grace:
         alerts.append(_deploy_grace(ctx, spec.inhibition.deploy_grace))
     if cat.MAINTENANCE.emitted and spec.prometheus.server_targets:
         alerts.append(_maintenance(ctx))
     return alerts
+
+
+_NOT_SILENCED = "Alerts are not silenced meanwhile: a bad deploy is the most common cause of incidents."
+_DEPLOY_STEPS = (
+    "Nothing to do while the rollout proceeds.",
+    "If it stays firing, a rollout is stuck half-way.",
+)
+
+
+def reports_deployments(spec: Spec) -> bool:
+    """CI reports deployments to a server Prometheus scrapes: its gauge beats any guess."""
+    return bool(spec.prometheus.server_targets) and cat.DEPLOYMENTS_IN_PROGRESS.emitted
+
+
+def deploy_in_progress_expr(ctx: Ctx) -> str:
+    """The server's `deployments_in_progress`, its `env` label copied to the rules' `environment`.
+
+    `label_join` of the one label copies it without a regex (no `$1` to escape anywhere
+    the expression is templated).
+
+    The server labels by `env` and `component` (what CI reports), and its replicas all
+    expose the same rows, hence `max`. Only the spec's environments count: one server may
+    take reports for environments this service's rules know nothing about.
+    """
+    envs = tuple(sorted(ctx.spec.environments))
+    gauge = selector(
+        cat.DEPLOYMENTS_IN_PROGRESS, [("job", "=", SERVER_JOB), promql.in_matcher(SERVER_ENV_LABEL, envs)]
+    )
+    renamed = f'label_join({gauge}, "environment", "", "{SERVER_ENV_LABEL}")'
+    return f"max by (environment, component) ({renamed}) > 0"
+
+
+def _deploy_from_server(ctx: Ctx) -> AlertDef:
+    return AlertDef(
+        name=DEPLOY_ALERT,
+        expr=deploy_in_progress_expr(ctx),
+        severity="low",
+        category="meta",
+        service=ctx.spec.service,
+        # the server's series carry no `service`: it is the rule's own label, so write it out
+        summary=ctx.spec.service + " ({{ $labels.environment }}) is deploying {{ $labels.component }}",
+        description="CI reported a deployment start to the lightkeeper server and no finish yet. "
+        + _NOT_SILENCED,
+        dashboard="deployments",
+        family="deployment",
+        runbook_steps=runbook_steps(ctx.spec, DEPLOY_ALERT, _DEPLOY_STEPS),
+    )
+
+
+def _deploy_from_versions(ctx: Ctx, versions: str) -> AlertDef:
+    return AlertDef(
+        name=DEPLOY_ALERT,
+        expr=f"count {by(*SE)} ({versions}) > 1",
+        severity="low",
+        category="meta",
+        service=ctx.spec.service,
+        summary="{{ $labels.service }} ({{ $labels.environment }}) is being deployed",
+        description=(
+            f"More than one version reported lightkeeper_build_info within {ctx.w(DEPLOY_WINDOW)}: "
+            f"a rollout is in progress or just finished. {_NOT_SILENCED}"
+        ),
+        dashboard="system-health",
+        family="deployment",
+        runbook_steps=runbook_steps(ctx.spec, DEPLOY_ALERT, _DEPLOY_STEPS),
+    )
 
 
 def deploy_grace_expr(ctx: Ctx, grace: str) -> str:

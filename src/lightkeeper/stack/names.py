@@ -61,16 +61,46 @@ def scrapes_workers(spec: Spec) -> bool:
     return any(env.celery_targets for env in spec.environments.values())
 
 
+# Host metrics: node-exporter, one job per environment, told apart from the service's own
+# targets by `component` like the workers (ServiceDown must not count a live exporter).
+NODE_COMPONENT = "node-exporter"
+COMPOSE_NODE_TARGET = "node-exporter:9100"  # the compose overlay's service and its port
+
+
+def node_job(spec: Spec, environment: str) -> str:
+    return f"{spec.service}-{environment}-node"
+
+
+def node_targets(spec: Spec, environment: str) -> list[str]:
+    """The spec's `node_targets`, else the compose overlay's exporter where targets are static.
+
+    A discovered environment runs somewhere the overlay does not (a cluster, a DNS-named
+    fleet), so it gets host metrics only when it names its exporters.
+    """
+    env = spec.environments[environment]
+    if env.node_targets is not None:
+        return sorted(env.node_targets)
+    return [] if env.discovers() else [COMPOSE_NODE_TARGET]
+
+
+def scrapes_nodes(spec: Spec) -> bool:
+    return any(node_targets(spec, env) for env in spec.environments)
+
+
 # Every alert annotation set.
 ALERT_ANNOTATIONS: tuple[str, ...] = ("summary", "description", "runbook_url", "dashboard_url")
 
-DashboardKey = Literal["system-health", "api-performance", "slos", "usage", "database-queue"]
+DashboardKey = Literal[
+    "system-health", "api-performance", "slos", "usage", "database-queue", "deployments", "llm-cost"
+]
 DASHBOARD_TITLES: dict[DashboardKey, str] = {
     "system-health": "System Health",
     "api-performance": "API Performance",
     "slos": "SLOs & Error Budget",
     "usage": "Usage",
     "database-queue": "Database & Queue",
+    "llm-cost": "LLM Cost",
+    "deployments": "Deployments",
 }
 
 # Fixed datasource uids so dashboards provision unattended (no __inputs).

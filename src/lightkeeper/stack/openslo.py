@@ -9,8 +9,9 @@ readers. An export therefore imports back equal to the spec's SLO, and other
 OpenSLO tools still get real ratio queries they can run.
 
 A document without those annotations is mapped from its queries when they read
-Lightkeeper's own HTTP metrics (a `status_code` matcher makes an availability SLI,
-an `le` matcher a latency SLI); anything else is refused with the query named.
+Lightkeeper's own metrics (a `status_code` matcher makes an availability SLI, an
+`le` matcher a latency SLI, `db_errors_total` a database SLI, `deployments_total` a
+deployment SLI); anything else is refused with the query named.
 """
 
 from __future__ import annotations
@@ -22,8 +23,17 @@ import promql_parser
 import yaml
 
 from lightkeeper import catalogue as cat
-from lightkeeper.spec.models import SLO, AvailabilitySLI, LatencySLI, Spec, duration_seconds
-from lightkeeper.stack import promql
+from lightkeeper.spec import sli_events
+from lightkeeper.spec.models import (
+    SLO,
+    AvailabilitySLI,
+    DatabaseSLI,
+    DeploymentSLI,
+    LatencySLI,
+    Spec,
+    duration_seconds,
+)
+from lightkeeper.stack import names, promql, sli_queries
 from lightkeeper.stack.slo import tier_data
 
 API_VERSION = "openslo/v1"
@@ -61,6 +71,8 @@ def _matchers(spec: Spec, slo: SLO) -> str:
 
 def _queries(spec: Spec, slo: SLO) -> dict[str, Any]:
     m = _matchers(spec, slo)
+    if isinstance(slo.sli, DatabaseSLI | DeploymentSLI):
+        return _table_queries(spec, slo)
     if isinstance(slo.sli, AvailabilitySLI):
         total = f"sum(rate({cat.HTTP_REQUESTS.name}{{{m}}}[5m]))"
         bad = (
@@ -74,6 +86,22 @@ def _queries(spec: Spec, slo: SLO) -> dict[str, Any]:
     good = f"sum(rate({name}_bucket{{{m},le={promql.quote(le)}}}[5m]))"
     total = f"sum(rate({name}_count{{{m}}}[5m]))"
     return {"counter": True, "good": _source(good), "total": _source(total)}
+
+
+def _table_queries(spec: Spec, slo: SLO) -> dict[str, Any]:
+    """The kind table's parts as OpenSLO ratio queries, across every environment."""
+    events = sli_events.events(slo.sli, _routes(spec, slo))
+    scope: list[promql.Matcher] = (
+        [("service", "=", spec.service)] if events.scope == "service" else [("job", "=", names.SERVER_JOB)]
+    )
+
+    def query(part: sli_events.Part) -> dict[str, Any]:
+        return _source(f"sum(rate({sli_queries.part_selector(part, scope)}[5m]))")
+
+    if events.bad is not None:
+        return {"counter": True, "bad": query(events.bad), "total": query(events.total)}
+    assert events.good is not None
+    return {"counter": True, "good": query(events.good), "total": query(events.total)}
 
 
 def _source(query: str) -> dict[str, Any]:
@@ -101,6 +129,8 @@ def _annotations(spec: Spec, slo: SLO) -> dict[str, str]:
         sli["bad_status"] = slo.sli.bad_status
     elif isinstance(slo.sli, LatencySLI):
         sli["threshold_seconds"] = slo.sli.threshold_seconds
+    elif isinstance(slo.sli, DeploymentSLI) and slo.sli.components is not None:
+        sli["components"] = list(slo.sli.components)
     tiers = [
         {
             "name": t.name,
@@ -127,8 +157,8 @@ def export_documents(spec: Spec) -> list[dict[str, Any]]:
     """One SLI and one SLO document per SLO, in spec order."""
     docs: list[dict[str, Any]] = []
     for slo in spec.slos:
-        if slo.sli.kind == "probe":
-            continue  # computed by the server from its probes; no metric query to export
+        if not sli_events.is_metric(slo.sli):
+            continue  # a probe SLI: computed by the server from its probes; no metric query to export
         sli_name = f"{slo.name}-sli"
         docs.append(
             {
@@ -279,6 +309,15 @@ def _selectors(query: str) -> list[Any]:
     return found
 
 
+def _names(sel: Any) -> set[str]:
+    """The metric names a selector reads: its own, or those a `__name__` matcher lists."""
+    found = {sel.name} if sel.name else set()
+    for m in sel.matchers.matchers:
+        if m.name == "__name__":
+            found.update(m.value.replace("\\", "").split("|"))
+    return found
+
+
 def _sli_from_queries(name: str, indicator: dict[str, Any]) -> dict[str, Any]:
     ratio = indicator.get("ratioMetric") or {}
     queries = {
@@ -289,7 +328,14 @@ def _sli_from_queries(name: str, indicator: dict[str, Any]) -> dict[str, Any]:
     sli: dict[str, Any] = {}
     for query in queries.values():
         for sel in _selectors(query):
+            metrics = _names(sel)
+            if cat.DEPLOYMENTS.name in metrics:
+                sli["kind"] = "deployment"
+            elif cat.DB_ERRORS.name in metrics:
+                sli["kind"] = "database"
             for m in sel.matchers.matchers:
+                if m.name == "component" and sli.get("kind") == "deployment":
+                    sli["components"] = m.value.replace("\\", "").split("|")
                 if m.name == "route":
                     sli["routes"] = m.value.replace("\\", "").split("|")
                 elif m.name == "status_code" and sel.name == cat.HTTP_REQUESTS.name:
@@ -299,9 +345,10 @@ def _sli_from_queries(name: str, indicator: dict[str, Any]) -> dict[str, Any]:
     if "kind" not in sli:
         raise OpenSLOError(
             f"SLO {name!r}: cannot map its queries ({'; '.join(queries.values()) or 'none'}) to a "
-            "Lightkeeper "
-            "SLI; Lightkeeper reads http_requests_total (availability) or http_request_duration_seconds "
-            "(latency). Write the SLO in lightkeeper.yaml by hand with `sli: {kind: availability}` or latency"
+            "Lightkeeper SLI; Lightkeeper reads http_requests_total (availability), "
+            "http_request_duration_seconds (latency), db_errors_total (database) or deployments_total "
+            "(deployment). Write the SLO in lightkeeper.yaml by hand with `sli: {kind: availability}` or "
+            "another kind"
         )
     return sli
 

@@ -13,14 +13,17 @@ spec's extra labels on every target, over whatever a file or a pod says, and lea
 Kubernetes pods are selected by the API server (`selectors`), and only their named
 metrics port and only running pods are kept, so a finished job pod never counts as down.
 `remote_write` sends every sample to a long-term store; its secrets are read from files.
+Hosts (node-exporter, `environments.<env>.node_targets`) get a job per environment,
+`<service>-<env>-node`, labelled `component="node-exporter"`.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from lightkeeper import catalogue as cat
 from lightkeeper.spec.models import Environment, RemoteWrite, Spec
-from lightkeeper.stack import names, yamltext
+from lightkeeper.stack import names, panel_links, yamltext
 from lightkeeper.stack.profile import Profile, get_profile
 from lightkeeper.stack.rule_defs import AlertDef, RecordingRule, RuleGroup
 from lightkeeper.stack.rules import rule_groups
@@ -68,6 +71,9 @@ def config(spec: Spec, profile: Profile, rule_files: list[str]) -> dict[str, Any
                 {"targets": sorted(env.celery_targets), "labels": dict(sorted(worker_labels.items()))}
             ]
             jobs.append(worker)
+        nodes = names.node_targets(spec, env_name)
+        if nodes:
+            jobs.append(node_job(spec, env_name, nodes, labels, profile))
     if opts.server_targets:
         # The server reports maintenance windows and probes for many services: keep its labels.
         jobs.append(
@@ -86,6 +92,37 @@ def config(spec: Spec, profile: Profile, rule_files: list[str]) -> dict[str, Any
     if opts.remote_write:
         out["remote_write"] = [remote_write(target) for target in opts.remote_write]
     return out
+
+
+# node-exporter exposes about a thousand series per host; the host alerts read a handful.
+NODE_KEEP = "|".join(
+    s.name
+    for s in (
+        cat.NODE_CPU_SECONDS,
+        cat.NODE_MEMORY_AVAILABLE,
+        cat.NODE_MEMORY_TOTAL,
+        cat.NODE_FILESYSTEM_AVAIL,
+        cat.NODE_FILESYSTEM_SIZE,
+    )
+)
+
+
+def node_job(
+    spec: Spec, env_name: str, targets: list[str], labels: dict[str, str], profile: Profile
+) -> dict[str, Any]:
+    """The environment's hosts: labelled like its service, told apart by `component`.
+
+    Only the catalogue's host families are kept, so node-exporter's own `process_*`
+    series can never join the service's CPU and memory alerts.
+    """
+    env = spec.environments[env_name]
+    job: dict[str, Any] = {"job_name": names.node_job(spec, env_name)}
+    if env.scrape_interval and not profile.scrape_interval:
+        job["scrape_interval"] = env.scrape_interval
+    node_labels = {**labels, names.COMPONENT_LABEL: names.NODE_COMPONENT}
+    job["static_configs"] = [{"targets": targets, "labels": dict(sorted(node_labels.items()))}]
+    job["metric_relabel_configs"] = [{"source_labels": ["__name__"], "regex": NODE_KEEP, "action": "keep"}]
+    return job
 
 
 # Pod phases whose pods serve no metrics: scraping them would only report them down.
@@ -184,7 +221,7 @@ def alert_annotations(spec: Spec, alert: AlertDef) -> dict[str, str]:
         "summary": alert.summary,
         "description": alert.description,
         "runbook_url": names.runbook_url(spec, alert.name),
-        "dashboard_url": names.dashboard_url(spec, alert.dashboard),
+        "dashboard_url": panel_links.annotation_url(spec, alert),  # the panel, environment selected
     }
     return dict(sorted(found.items()))
 

@@ -151,6 +151,10 @@ def _cost(ctx: Ctx, envs: tuple[str, ...], t: str) -> str:
     return f"sum {by(*SE)} ({spend}) * 3600 > {t}"
 
 
+def _unpriced(ctx: Ctx, envs: tuple[str, ...], t: str) -> str:
+    return f"{sum_rate(ctx, cat.LLM_UNPRICED_CALLS, envs, 'provider', 'model')} > {t}"
+
+
 def _health(ctx: Ctx, envs: tuple[str, ...], t: str) -> str:
     return f"min {by(*SE, 'check')} ({selector(cat.HEALTH_CHECK_UP, ctx.m(envs))}) == 0"
 
@@ -160,10 +164,9 @@ def _telemetry(ctx: Ctx, envs: tuple[str, ...], t: str) -> str:
 
 
 def _service_up(ctx: Ctx, envs: tuple[str, ...]) -> str:
-    """`up` of the service's own targets; Celery workers, when scraped, are told apart."""
-    extra: tuple[Matcher, ...] = (
-        ((names.COMPONENT_LABEL, "=", ""),) if names.scrapes_workers(ctx.spec) else ()
-    )
+    """`up` of the service's own targets; Celery workers and node-exporters are told apart."""
+    others = names.scrapes_workers(ctx.spec) or names.scrapes_nodes(ctx.spec)
+    extra: tuple[Matcher, ...] = ((names.COMPONENT_LABEL, "=", ""),) if others else ()
     return selector(cat.UP, ctx.m(envs, *extra))
 
 
@@ -313,6 +316,100 @@ def _frontend_errors(ctx: Ctx, envs: tuple[str, ...], t: str) -> str:
     return f"{sum_rate(ctx, cat.FRONTEND_ERRORS, envs, 'page')} > {t}"
 
 
+# --- hosts (node-exporter) -----------------------------------------------------------------
+# Filesystems that are not disks: their "usage" is memory or an image layer, and a full
+# tmpfs or overlay says nothing about the host's disks.
+HOST_FS_EXCLUDED = "tmpfs|overlay|squashfs"
+
+
+def _host_cpu(ctx: Ctx, envs: tuple[str, ...], t: str) -> str:
+    idle = rate(ctx, cat.NODE_CPU_SECONDS, envs, ("mode", "=", "idle"))
+    return f"1 - avg {by(*SE, 'instance')} ({idle}) > {t}"
+
+
+def _host_memory(ctx: Ctx, envs: tuple[str, ...], t: str) -> str:
+    available = selector(cat.NODE_MEMORY_AVAILABLE, ctx.m(envs))
+    total = selector(cat.NODE_MEMORY_TOTAL, ctx.m(envs))
+    return f"max {by(*SE, 'instance')} (1 - {available} / ({total} > 0)) > {t}"
+
+
+def _host_disk(ctx: Ctx, envs: tuple[str, ...], t: str) -> str:
+    disks: Matcher = ("fstype", "!~", HOST_FS_EXCLUDED)
+    available = selector(cat.NODE_FILESYSTEM_AVAIL, ctx.m(envs, disks))
+    size = selector(cat.NODE_FILESYSTEM_SIZE, ctx.m(envs, disks))
+    return f"max {by(*SE, 'instance', 'mountpoint')} (1 - {available} / ({size} > 0)) > {t}"
+
+
+# --- a new exception type ------------------------------------------------------------------
+NEW_EXCEPTION_WINDOW = "10m"  # "seen now": any sample of the type's series in this window
+NEW_EXCEPTION_LOOKBACK = "1w"  # "never before": no sample in the week before that
+
+
+def _new_exception_types(ctx: Ctx, envs: tuple[str, ...], t: str) -> str:
+    """Exception types with a series now that had none in the week before.
+
+    Series existence, not `increase`: a type's counter series is created by its first
+    exception and its first sample already holds 1, which `increase` never counts, so
+    one new crash would go unseen. The series set is bounded by the code base's exception
+    classes, so the week-long range stays small. Prometheus must itself have watched the
+    service a week ago, else on a fresh install every type would look new.
+    """
+    keys = (*SE, "exception_type")
+    sel = selector(cat.HTTP_EXCEPTIONS, ctx.m(envs))
+    window, lookback = ctx.w(NEW_EXCEPTION_WINDOW), ctx.w(NEW_EXCEPTION_LOOKBACK)
+    now = f"count {by(*keys)} (max_over_time({sel}[{window}]))"
+    before = f"count {by(*keys)} (max_over_time({sel}[{lookback}] offset {window}))"
+    info = selector(cat.BUILD_INFO, ctx.m(envs))
+    history = f"count {by(*SE)} (max_over_time({info}[{window}] offset {lookback}))"
+    return f"{now}\nunless on ({', '.join(keys)})\n{before}\nand on ({', '.join(SE)})\n{history}"
+
+
+# --- latency regression week over week -----------------------------------------------------
+REGRESSION_WINDOW = "1h"  # an hour of requests per side: a 5m p95 swings more than 20 % by itself
+REGRESSION_BASELINE = "1w"  # the same hour of the week
+REGRESSION_MIN_REQUESTS = 100  # requests each hour (now and a week ago) needs to compare
+ALL_ROUTES = "all"  # the route_group label when the spec declares no route groups
+
+
+def regression_groups(spec: Spec) -> list[tuple[str, tuple[str, ...]]]:
+    """(route_group label, its routes): the spec's route groups, else the whole service."""
+    if spec.route_groups:
+        return [(name, tuple(routes)) for name, routes in sorted(spec.route_groups.items())]
+    return [(ALL_ROUTES, ())]
+
+
+def _p95_hour(ctx: Ctx, envs: tuple[str, ...], routes: tuple[str, ...], shift: str) -> str:
+    scope: tuple[Matcher, ...] = (promql.in_matcher("route", routes),) if routes else ()
+    bucket = selector(f"{cat.HTTP_REQUEST_DURATION.name}_bucket", ctx.m(envs, *scope))
+    buckets = f"sum {by(*SE, 'le')} (rate({bucket}[{ctx.w(REGRESSION_WINDOW)}]{shift}))"
+    return f"histogram_quantile(0.95, {buckets})"
+
+
+def _hour_requests(ctx: Ctx, envs: tuple[str, ...], routes: tuple[str, ...], shift: str) -> str:
+    scope: tuple[Matcher, ...] = (promql.in_matcher("route", routes),) if routes else ()
+    count = selector(f"{cat.HTTP_REQUEST_DURATION.name}_count", ctx.m(envs, *scope))
+    return f"sum {by(*SE)} (increase({count}[{ctx.w(REGRESSION_WINDOW)}]{shift}))"
+
+
+def _latency_regression(ctx: Ctx, envs: tuple[str, ...], t: str) -> str:
+    """p95 of the last hour over the same hour a week before, per route group.
+
+    Both hours need REGRESSION_MIN_REQUESTS requests: a quiet hour's p95 is one slow
+    request. Each group is labelled `route_group` by `label_replace`, so one rule covers them all.
+    """
+    shift = f" offset {ctx.w(REGRESSION_BASELINE)}"
+    on = f"and on ({', '.join(SE)})"
+    terms = []
+    for name, routes in regression_groups(ctx.spec):
+        ratio = f"{_p95_hour(ctx, envs, routes, '')}\n/\n{_p95_hour(ctx, envs, routes, shift)}\n> {t}"
+        floor = (
+            f"{on}\n{_hour_requests(ctx, envs, routes, '')} >= {REGRESSION_MIN_REQUESTS}\n"
+            f"{on}\n{_hour_requests(ctx, envs, routes, shift)} >= {REGRESSION_MIN_REQUESTS}"
+        )
+        terms.append(f'label_replace(\n{ratio}\n{floor},\n"route_group", {promql.quote(name)}, "", ""\n)')
+    return "\nor\n".join(terms)
+
+
 # --- traffic floors: how many events a ratio or quantile alert is computed from ----------
 TrafficBuilder = Callable[[Ctx, tuple[str, ...]], str]
 
@@ -388,6 +485,7 @@ EXPRESSIONS: dict[str, Expression] = {
     "workflow_stuck": Expression(_workflow, (cat.WORKFLOW_STUCK_ENTITIES,)),
     "workflow_stale": Expression(_workflow_stale, (cat.WORKFLOW_SAMPLE_AGE,)),
     "llm_cost": Expression(_cost, (cat.LLM_COST,)),
+    "llm_unpriced": Expression(_unpriced, (cat.LLM_UNPRICED_CALLS,)),
     "health": Expression(_health, (cat.HEALTH_CHECK_UP,)),
     "telemetry_missing": Expression(_telemetry, (cat.BUILD_INFO,)),
     "service_down": Expression(_service_down, (cat.UP,)),
@@ -439,4 +537,9 @@ EXPRESSIONS: dict[str, Expression] = {
         Traffic(_page_views(cat.WEB_VITALS_CLS), (*SE, "page"), "page views"),
     ),
     "frontend_errors": Expression(_frontend_errors, (cat.FRONTEND_ERRORS,)),
+    "host_cpu": Expression(_host_cpu, (cat.NODE_CPU_SECONDS,)),
+    "host_memory": Expression(_host_memory, (cat.NODE_MEMORY_AVAILABLE, cat.NODE_MEMORY_TOTAL)),
+    "host_disk": Expression(_host_disk, (cat.NODE_FILESYSTEM_AVAIL, cat.NODE_FILESYSTEM_SIZE)),
+    "new_exception_types": Expression(_new_exception_types, (cat.HTTP_EXCEPTIONS, cat.BUILD_INFO)),
+    "latency_regression": Expression(_latency_regression, (cat.HTTP_REQUEST_DURATION,)),
 }

@@ -30,7 +30,7 @@ from typing import Any
 
 from lightkeeper import catalogue as cat
 from lightkeeper.spec.models import SLO, Spec
-from lightkeeper.stack import gotemplate, names, promql, rule_exprs, rules, slo_rules
+from lightkeeper.stack import gotemplate, meta_rules, names, promql, rule_exprs, rules, sli_queries, slo_rules
 from lightkeeper.stack import slo as slo_math
 from lightkeeper.stack.alert_families import FAMILIES, FAMILY_BY_KEY
 from lightkeeper.stack.errors import GenerationError
@@ -333,12 +333,17 @@ def _up(ctx: TestCtx, env: str, v: Decimal, n: int) -> Scenario:
     for target in ctx.spec.environments[env].sample_targets():
         out.append((series_text(cat.UP.name, {**base, "instance": target}), gauge(v, n)))
     out.extend(_worker_up(ctx, env, Decimal(1), n))
+    out.extend(_node_up(ctx, env, n))
     return Scenario(out, _se(base), float(v))
 
 
 def _instance_up(ctx: TestCtx, env: str, v: Decimal, n: int) -> Scenario:
     labels = ctx.target_labels(env)
-    series = [(series_text(cat.UP.name, labels), gauge(v, n)), *_worker_up(ctx, env, Decimal(1), n)]
+    series = [
+        (series_text(cat.UP.name, labels), gauge(v, n)),
+        *_worker_up(ctx, env, Decimal(1), n),
+        *_node_up(ctx, env, n),
+    ]
     return Scenario(series, _se(labels, "instance"), float(v))
 
 
@@ -470,6 +475,156 @@ def _vital(signal: cat.Signal) -> Callable[[Decimal], ScenarioBuilder]:
     return at
 
 
+# --- hosts (node-exporter's own job and labels) --------------------------------------------
+def node_labels(ctx: TestCtx, env: str) -> dict[str, str]:
+    return {
+        "service": ctx.spec.service,
+        "environment": env,
+        "job": names.node_job(ctx.spec, env),
+        "instance": names.node_targets(ctx.spec, env)[0],
+        names.COMPONENT_LABEL: names.NODE_COMPONENT,
+    }
+
+
+def _host_cpu(ctx: TestCtx, env: str, v: Decimal, n: int) -> Scenario:
+    """One CPU busy `v` of the time: idle the rest, the busy share counted as user time."""
+    labels = {**node_labels(ctx, env), "cpu": "0"}
+    name = cat.NODE_CPU_SECONDS.name
+    return Scenario(
+        [
+            (series_text(name, {**labels, "mode": "idle"}), counter(ctx.per_step(1 - v), n)),
+            (series_text(name, {**labels, "mode": "user"}), counter(ctx.per_step(v), n)),
+        ],
+        _se(labels, "instance"),
+        float(v),
+        ctx.steps(ctx.profile.window(RATE_WINDOW)),
+    )
+
+
+_GIB = Decimal(2**30)
+
+
+def _host_memory(ctx: TestCtx, env: str, v: Decimal, n: int) -> Scenario:
+    labels = node_labels(ctx, env)
+    return Scenario(
+        [
+            (series_text(cat.NODE_MEMORY_TOTAL.name, labels), gauge(_GIB * 8, n)),
+            (series_text(cat.NODE_MEMORY_AVAILABLE.name, labels), gauge(_GIB * 8 * (1 - v), n)),
+        ],
+        _se(labels, "instance"),
+        float(v),
+    )
+
+
+def _host_disk(ctx: TestCtx, env: str, v: Decimal, n: int) -> Scenario:
+    """The root filesystem `v` full, beside a full tmpfs that must never count."""
+    labels = node_labels(ctx, env)
+    root = {**labels, "device": "/dev/sda1", "fstype": "ext4", "mountpoint": "/"}
+    run = {**labels, "device": "tmpfs", "fstype": "tmpfs", "mountpoint": "/run"}
+    return Scenario(
+        [
+            (series_text(cat.NODE_FILESYSTEM_SIZE.name, root), gauge(_GIB * 100, n)),
+            (series_text(cat.NODE_FILESYSTEM_AVAIL.name, root), gauge(_GIB * 100 * (1 - v), n)),
+            (series_text(cat.NODE_FILESYSTEM_SIZE.name, run), gauge(_GIB, n)),
+            (series_text(cat.NODE_FILESYSTEM_AVAIL.name, run), gauge(0, n)),
+        ],
+        _se(root, "instance", "mountpoint"),
+        float(v),
+    )
+
+
+def _node_up(ctx: TestCtx, env: str, n: int) -> list[tuple[str, list[Decimal | None]]]:
+    """Live node-exporters beside the service: ServiceDown must not count them."""
+    if not names.node_targets(ctx.spec, env):
+        return []
+    return [(series_text(cat.UP.name, node_labels(ctx, env)), gauge(1, n))]
+
+
+# --- a new exception type, and latency week over week (coarse steps, a week of history) ---
+_OLD_EXCEPTION, _NEW_EXCEPTION = "ValueError", "RuntimeError"
+
+
+def _new_exception(history: bool) -> ScenarioBuilder:
+    """Days ago a process raised a known type and restarted; at the last step a type shows up.
+
+    `v` 0: that type is new; 1: the restarted process had raised it too (its series left
+    with the process, so only the week-long lookback remembers it). Without `history` the
+    service's build_info starts with the exception: a fresh install, nothing to compare.
+    Short-lived series also keep promtool's week of evaluations cheap.
+    """
+
+    def build(ctx: TestCtx, env: str, v: Decimal, n: int) -> Scenario:
+        labels = ctx.target_labels(env)
+        exc = {**labels, "route": _ROUTE}
+        earlier = range(n // 2, n // 2 + 3)  # a few days ago, for three steps
+
+        def seen(steps: range | tuple[int, ...]) -> list[Decimal | None]:
+            return [Decimal(1) if i in steps else None for i in range(n + 1)]
+
+        info: list[Decimal | None] = gauge(1, n) if history else seen((n,))
+        name = cat.HTTP_EXCEPTIONS.name
+        return Scenario(
+            [
+                (series_text(cat.BUILD_INFO.name, {**labels, "version": "1.0.0"}), info),
+                (series_text(name, {**exc, "exception_type": _OLD_EXCEPTION}), seen((*earlier, n))),
+                (
+                    series_text(name, {**exc, "exception_type": _NEW_EXCEPTION}),
+                    seen((*earlier, n) if v else (n,)),
+                ),
+            ],
+            _se({**exc, "exception_type": _NEW_EXCEPTION}, "exception_type"),
+            1.0,
+            ctx.steps(ctx.profile.window(rule_exprs.NEW_EXCEPTION_LOOKBACK))
+            + ctx.steps(ctx.profile.window(rule_exprs.NEW_EXCEPTION_WINDOW)),
+        )
+
+    return build
+
+
+_REGRESSION_BASE_BUCKET = 5  # (0.075, 0.1]: p95 0.09875 s a week ago
+
+
+def _regression_bucket(ratio: Decimal, firing: bool) -> int:
+    """The bucket whose p95 over the base bucket's is just above (firing) or below `ratio`."""
+    base = _quantile_value(_REGRESSION_BASE_BUCKET, 0.95)
+    ratios = [_quantile_value(i, 0.95) / base for i in range(len(cat.HTTP_DURATION_BUCKETS))]
+    if firing:
+        above = [i for i, r in enumerate(ratios) if r > ratio]
+        if not above:
+            raise GenerationError(f"latency regression threshold {ratio} leaves no bucket above to test with")
+        return above[0]
+    return [i for i, r in enumerate(ratios) if r < ratio][-1]
+
+
+def _latency_regression(ctx: TestCtx, env: str, v: Decimal, n: int) -> Scenario:
+    """A week and an hour in the base bucket, then in the bucket `v` times slower, or faster."""
+    week = ctx.steps(ctx.profile.window(rule_exprs.REGRESSION_BASELINE))
+    hour = ctx.steps(ctx.profile.window(rule_exprs.REGRESSION_WINDOW))
+    firing = v > 1
+    now = _regression_bucket(v, firing)
+    group, routes = rule_exprs.regression_groups(ctx.spec)[0]
+    base = {**ctx.target_labels(env), "method": "GET", "route": sorted(routes)[0] if routes else _ROUTE}
+    name = cat.HTTP_REQUEST_DURATION.name
+    volume = Decimal(100)
+
+    def climbing(lowest_then: int, lowest_now: int) -> list[Decimal | None]:
+        values: list[Decimal | None] = []
+        total = Decimal(0)
+        for i in range(n + 1):
+            values.append(total)
+            total += volume if (lowest_then if i < week + hour else lowest_now) <= 0 else 0
+        return values
+
+    series: list[tuple[str, list[Decimal | None]]] = []
+    for i, bound in enumerate(cat.HTTP_DURATION_BUCKETS):
+        le = {**base, "le": promql.le_label(bound)}
+        series.append((series_text(f"{name}_bucket", le), climbing(_REGRESSION_BASE_BUCKET - i, now - i)))
+    series.append((series_text(f"{name}_bucket", {**base, "le": "+Inf"}), climbing(0, 0)))
+    series.append((series_text(f"{name}_count", base), climbing(0, 0)))
+    value = _quantile_value(now, 0.95) / _quantile_value(_REGRESSION_BASE_BUCKET, 0.95)
+    return Scenario(series, {**_se(base), "route_group": group}, value, week + 2 * hour)
+
+
 @dataclass(frozen=True)
 class FamilyTest:
     """How to drive one family; `at_volume` builds its scenario at a given events-per-step."""
@@ -533,6 +688,9 @@ FAMILY_TESTS: dict[str, FamilyTest] = {
         _gauge_of(cat.WORKFLOW_SAMPLE_AGE, {"entity": "content_item"}, "entity")
     ),
     "llm_cost_usd_per_hour": FamilyTest(_cost),
+    "llm_unpriced_calls_per_second": FamilyTest(
+        _rate_of(cat.LLM_UNPRICED_CALLS, {"provider": "openai", "model": "gpt-9"}, "provider", "model")
+    ),
     "health_check_failing": FamilyTest(
         _gauge_of(cat.HEALTH_CHECK_UP, {"check": "database"}, "check"), compare="==0"
     ),
@@ -592,6 +750,11 @@ FAMILY_TESTS: dict[str, FamilyTest] = {
     "frontend_errors_per_second": FamilyTest(
         _rate_of(cat.FRONTEND_ERRORS, {"page": _PAGE, "error_type": "TypeError"}, "page")
     ),
+    "host_cpu_utilization": FamilyTest(_host_cpu),
+    "host_memory_utilization": FamilyTest(_host_memory),
+    "host_disk_utilization": FamilyTest(_host_disk),
+    "new_exception_types": FamilyTest(_new_exception(history=True), compare="==0"),
+    "latency_regression_ratio": FamilyTest(_latency_regression),
 }
 assert set(FAMILY_TESTS) == {f.key for f in FAMILIES}, "every alert family needs a test scenario"
 
@@ -685,6 +848,53 @@ def usage_quiet_floor_case(ctx: TestCtx, alert: AlertDef) -> Case:
     )
 
 
+def new_exception_history_case(ctx: TestCtx, alert: AlertDef) -> Case:
+    """A type first seen when Prometheus first sees the service: a fresh install, silent."""
+    env = _env_for(ctx.spec, alert)
+    build = _new_exception(history=False)
+    n = build(ctx, env, Decimal(0), 1).warmup_steps + 2
+    return Case(
+        f"{alert.name} ({env}) stays silent when Prometheus has no week of history for the service",
+        build(ctx, env, Decimal(0), n).series,
+        [Check(n, alert.name, [])],
+    )
+
+
+def regression_floor_case(ctx: TestCtx, alert: AlertDef) -> Case:
+    """The firing slowdown on one request per step, fewer than REGRESSION_MIN_REQUESTS an hour: silent.
+
+    One whole request per step keeps every counter whole (see `whole_counts`).
+    """
+    env = _env_for(ctx.spec, alert)
+    driver = _driver(alert, FAMILY_TESTS[alert.family], firing=True)
+    n = _latency_regression(ctx, env, driver, 1).warmup_steps + ctx.steps(alert.for_) + 2
+    hour = ctx.steps(ctx.profile.window(rule_exprs.REGRESSION_WINDOW))
+    per_step = Decimal(1)
+    assert per_step * hour < rule_exprs.REGRESSION_MIN_REQUESTS, "steps too fine for a low-traffic case"
+    scale = per_step / 100  # the scenario's own volume
+    series = [
+        (name, [None if x is None else x * scale for x in values])
+        for name, values in _latency_regression(ctx, env, driver, n).series
+    ]
+    return Case(
+        f"{alert.name} {alert.severity} ({env}) stays silent on {promql.number(per_step * hour)} requests "
+        f"an hour, below {rule_exprs.REGRESSION_MIN_REQUESTS}",
+        series,
+        [Check(n, alert.name, [])],
+    )
+
+
+# Families that compare with a week ago: (file suffix, seconds per step, their third case).
+# Each step is one evaluation of every rule in the file, so the coarsest step the
+# family's windows allow keeps promtool fast: the 10m window of NewExceptionType needs
+# 10m steps, the hour-long windows of the regression allow 30m.
+WEEK_FAMILIES: dict[str, tuple[str, int, Callable[[TestCtx, AlertDef], Case]]] = {
+    "usage_quiet_ratio": ("usage-quiet", USAGE_QUIET_STEP_SECONDS, usage_quiet_floor_case),
+    "new_exception_types": ("new-exception", 600, new_exception_history_case),
+    "latency_regression_ratio": ("latency-regression", 1800, regression_floor_case),
+}
+
+
 def family_case(ctx: TestCtx, alert: AlertDef, siblings: list[AlertDef], firing: bool) -> Case:
     test = FAMILY_TESTS[alert.family]
     build = _builder(ctx, alert, test, None)
@@ -769,6 +979,48 @@ def meta_cases(ctx: TestCtx, alerts: list[AlertDef]) -> list[Case]:
         )
     )
     deploy = by_name[names.DEPLOY_ALERT]
+    if meta_rules.reports_deployments(spec):
+        cases.extend(_server_deploy_cases(ctx, deploy, env))
+    else:
+        cases.extend(_version_deploy_cases(ctx, deploy, labels))
+    return _grace_and_maintenance_cases(ctx, cases, by_name, env, labels)
+
+
+def _server_deploy_cases(ctx: TestCtx, deploy: AlertDef, env: str) -> list[Case]:
+    """The server's gauge, as it exposes it (`env`, not `environment`), drives the alert.
+
+    Beside it, an environment the spec does not declare is mid-deploy all along: it must
+    never alert for this service.
+    """
+    server = {"job": names.SERVER_JOB, "instance": "lightkeeper:8080", "component": "api"}
+    name = cat.DEPLOYMENTS_IN_PROGRESS.name
+    n = 6
+    started: list[Decimal | None] = [Decimal(x) for x in (0, 0, 1, 1, 1, 0, 0)]  # start at 2, finish at 5
+    other = (series_text(name, {**server, meta_rules.SERVER_ENV_LABEL: "elsewhere"}), gauge(1, n))
+    ours = series_text(name, {**server, meta_rules.SERVER_ENV_LABEL: env})
+    out = {"environment": env, "component": "api"}
+    return [
+        Case(
+            f"{deploy.name} fires from CI's start report to its finish, only for declared environments",
+            [(ours, started), other],
+            [
+                Check(1, deploy.name, []),
+                Check(3, deploy.name, [expected_alert(ctx.spec, deploy, out, 1.0)]),
+                Check(n, deploy.name, []),
+            ],
+        ),
+        Case(
+            f"{deploy.name} stays silent while no deployment is in progress",
+            [(ours, gauge(0, n)), other],
+            [Check(n, deploy.name, [])],
+        ),
+    ]
+
+
+def _version_deploy_cases(ctx: TestCtx, deploy: AlertDef, labels: dict[str, str]) -> list[Case]:
+    """Without a server: two versions reporting at once."""
+    spec = ctx.spec
+    cases: list[Case] = []
     window = ctx.steps(ctx.profile.window(DEPLOY_WINDOW))
     n = 3 * window
     old = [Decimal(1) if i <= 2 * window else None for i in range(n + 1)]
@@ -789,6 +1041,15 @@ def meta_cases(ctx: TestCtx, alerts: list[AlertDef]) -> list[Case]:
     cases.append(
         Case(f"{deploy.name} stays silent with one version", [(v1, gauge(1, n))], [Check(n, deploy.name, [])])
     )
+    return cases
+
+
+def _grace_and_maintenance_cases(
+    ctx: TestCtx, cases: list[Case], by_name: dict[str, AlertDef], env: str, labels: dict[str, str]
+) -> list[Case]:
+    """`cases`, then the opt-in and server-driven meta alerts' own, where generated."""
+    spec = ctx.spec
+    se = _se(labels)
     grace = by_name.get(names.DEPLOY_GRACE_ALERT)
     if grace is not None and spec.inhibition.deploy_grace:
         cases.extend(_grace_cases(ctx, grace, spec.inhibition.deploy_grace, labels))
@@ -925,25 +1186,15 @@ def plan_tier(tier: SimTier, tiers: list[SimTier], volume: int, min_requests: in
 def _slo_series(
     ctx: TestCtx, spec_slo: SLO, env: str, traffic: Traffic
 ) -> list[tuple[str, list[Decimal | None]]]:
-    base = {**ctx.target_labels(env), "method": "GET"}
-    routes = slo_rules.slo_routes(ctx.spec, spec_slo)
-    base["route"] = sorted(routes)[0] if routes else _ROUTE
-    total: list[Decimal | None] = list(traffic.total)
-    bad: list[Decimal | None] = list(traffic.bad)
-    good: list[Decimal | None] = [t - b for t, b in zip(traffic.total, traffic.bad, strict=True)]
-    if spec_slo.sli.kind == "availability":
-        name = cat.HTTP_REQUESTS.name
-        return [
-            (series_text(name, {**base, "status_code": "200"}), good),
-            (series_text(name, {**base, "status_code": "503"}), bad),
-        ]
-    name = cat.HTTP_REQUEST_DURATION.name
-    le = slo_math.latency_le(spec_slo.sli)
-    return [
-        (series_text(f"{name}_bucket", {**base, "le": le}), good),
-        (series_text(f"{name}_bucket", {**base, "le": "+Inf"}), total),
-        (series_text(f"{name}_count", base), total),
-    ]
+    """Each series a good or a bad event increments (the SLI kind's examples), summed."""
+    good_series, bad_series = sli_queries.example_series(ctx.spec, spec_slo, ctx.target_labels(env), env)
+    good = [t - b for t, b in zip(traffic.total, traffic.bad, strict=True)]
+    out: dict[str, list[Decimal]] = {}
+    for events, counts in ((good_series, good), (bad_series, list(traffic.bad))):
+        for name, labels in events:
+            key = series_text(name, labels)
+            out[key] = [a + b for a, b in zip(out.get(key, [Decimal(0)] * len(counts)), counts, strict=True)]
+    return [(key, list[Decimal | None](values)) for key, values in out.items()]
 
 
 def slo_step(ctx: TestCtx, slo: SLO) -> int:
@@ -1053,10 +1304,7 @@ def _no_data_cases(ctx: TestCtx, slo: SLO, alerts: list[AlertDef]) -> list[Case]
         traffic = Traffic.of([Segment(n, Decimal(REQUESTS_PER_STEP), Decimal(0))])
         others = [e for e in sorted(spec.environments) if e != env]
         present = [s for other in others for s in _slo_series(ctx, slo, other, traffic)]
-        out = {"service": spec.service, "environment": env}
-        routes = slo_rules.slo_routes(spec, slo)
-        if routes and len(set(routes)) == 1:
-            out["route"] = routes[0]  # absent() keeps the labels of equality matchers
+        out = sli_queries.no_data_labels(spec, slo, env)
         cases.append(
             Case(
                 f"{alert.name} ({env}) fires when the SLI has no series",
@@ -1122,13 +1370,14 @@ def test_cases(spec: Spec, profile: Profile, groups: list[RuleGroup]) -> dict[st
             continue
         siblings = by_name[alert.name]
         file = files_of[alert.name]
-        if alert.family == "usage_quiet_ratio":
+        if alert.family in WEEK_FAMILIES:
             # a week of history: coarse steps in a file of its own keep promtool fast
-            quiet = TestCtx(spec, profile, USAGE_QUIET_STEP_SECONDS // profile.scale)
-            entry = out.setdefault(file.replace(".yml", "-usage-quiet.test.yml"), (quiet, [file], []))
-            entry[2].append(family_case(quiet, alert, siblings, firing=True))
-            entry[2].append(family_case(quiet, alert, siblings, firing=False))
-            entry[2].append(usage_quiet_floor_case(quiet, alert))
+            suffix, step, extra = WEEK_FAMILIES[alert.family]
+            coarse = TestCtx(spec, profile, step // profile.scale)
+            entry = out.setdefault(file.replace(".yml", f"-{suffix}.test.yml"), (coarse, [file], []))
+            entry[2].append(family_case(coarse, alert, siblings, firing=True))
+            entry[2].append(family_case(coarse, alert, siblings, firing=False))
+            entry[2].append(extra(coarse, alert))
             continue
         entry = out.setdefault(file.replace(".yml", ".test.yml"), (ctx, ["recording.yml", file], []))
         entry[2].append(family_case(ctx, alert, siblings, firing=True))

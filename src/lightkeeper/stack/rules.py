@@ -47,6 +47,10 @@ _FILES: dict[Category, str] = {
     "dependencies": "dependencies.yml",
     "frontend": "frontend.yml",
 }
+# Families that read a week of samples get a group of their own: Prometheus evaluates a
+# group's rules one after another, so their week-long ranges never delay the golden signals.
+WEEK_FILE = "week-over-week.yml"
+_FAMILY_FILES: dict[str, str] = {"new_exception_types": WEEK_FILE, "latency_regression_ratio": WEEK_FILE}
 
 
 def family_alerts(ctx: Ctx, family: Family) -> list[AlertDef]:
@@ -116,7 +120,7 @@ def rule_groups(spec: Spec, profile: str | Profile | None = None) -> list[RuleGr
         if not is_active(spec, family):
             continue
         for alert in family_alerts(ctx, family):
-            by_file.setdefault(_FILES[alert.category], []).append(alert)
+            by_file.setdefault(_FAMILY_FILES.get(family.key) or _FILES[alert.category], []).append(alert)
     for alert in meta_alerts(ctx):
         by_file.setdefault(_FILES[alert.category], []).append(alert)
     for file in sorted(by_file):

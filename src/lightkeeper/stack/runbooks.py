@@ -1,7 +1,13 @@
 """`runbooks/<AlertName>.md`: one page per alert name, linked from every alert's annotations.
 
+A page answers, in the order an on-call engineer asks: what it means, three checks to
+run now (the dashboard panel with its PromQL, the matching log lines, slow or failed
+traces), likely causes, the next steps, how to silence it without hiding the next
+incident, and when to call someone. The words live in `runbook_content.yaml`; the
+queries are built by `runbook_queries` from the generated dashboards and configs.
+
 An alert name can have several rules (one per severity, or per environment when the
-thresholds differ); the page lists each with its routing and PromQL. First steps come
+thresholds differ); the page lists each with its routing and PromQL. Next steps come
 from `runbooks.alerts.<name>.steps` in the spec, else the rule's own steps, else the
 defaults of its category. Prometheus template syntax in summaries is shown as
 `<label>` placeholders, since the page is read outside any alert.
@@ -17,170 +23,20 @@ from functools import cache
 import jinja2
 
 from lightkeeper.spec.models import SEVERITIES, Severity, Spec
-from lightkeeper.stack import alertmanager, names, promql
+from lightkeeper.stack import alertmanager, names, panel_links, promql, runbook_content
 from lightkeeper.stack.rule_defs import AlertDef
+from lightkeeper.stack.runbook_queries import ENVIRONMENT, dashboard_variables, fill, queries, silence_command
 
 RUNBOOKS_DIR = "runbooks"
 INDEX_PATH = f"{RUNBOOKS_DIR}/README.md"
 
-CAUSES: dict[str, tuple[str, ...]] = {
-    "errors": (
-        "A deploy or configuration change introduced a bug.",
-        "A dependency (database, cache, external API) fails or times out.",
-        "Bad input from a client triggers an unhandled path.",
-    ),
-    "latency": (
-        "Slow database queries or lock contention.",
-        "A slow or rate-limited external dependency (LLM API, payment provider).",
-        "Saturation: too few workers or CPU for the traffic.",
-    ),
-    "saturation": (
-        "Traffic grew beyond the provisioned capacity.",
-        "Requests hang on a dependency and pile up.",
-        "A leak (memory, file descriptors, connections) in the process.",
-    ),
-    "database": (
-        "Missing index or a query plan change after data growth.",
-        "Long transactions or idle-in-transaction sessions holding connections and locks.",
-        "The database server itself is overloaded, failing over or out of disk.",
-    ),
-    "queue": (
-        "Workers are down, stuck or too few for the load.",
-        "A task fails repeatedly (bug, dependency outage) and is retried.",
-        "The broker (Redis, RabbitMQ) is unreachable or full.",
-    ),
-    "workflow": (
-        "The task that moves entities forward fails or is not scheduled.",
-        "An external step (webhook, LLM call) never answers.",
-        "A code path forgets to update the status on failure.",
-    ),
-    "cost": (
-        "A retry loop or runaway job calls the LLM API repeatedly.",
-        "Prompts or outputs grew (more context, longer answers).",
-        "A more expensive model was configured.",
-    ),
-    "telemetry": (
-        "The service or one of its instances is down or restarting.",
-        "Prometheus cannot reach the target (network, DNS, auth on /metrics).",
-        "The instrumentation was removed or the metrics endpoint moved.",
-    ),
-    "slo": (
-        "An incident (errors or latency) is consuming the error budget.",
-        "A slow, steady degradation since a recent deploy.",
-        "A dependency outage affecting the SLO's routes.",
-    ),
-    "meta": (
-        "Planned work (deploy, maintenance) in progress.",
-        "The alerting pipeline itself (Prometheus, Alertmanager) needs attention.",
-    ),
-    "synthetic": (
-        "The probed endpoint is down or answers wrongly (seen from outside, as users see it).",
-        "A certificate was not renewed (ACME job failing, manual certificate forgotten).",
-        "The lightkeeper server itself is overloaded or cannot reach its notification targets.",
-    ),
-    "product": (
-        "A feature broke without raising errors (a button that does nothing, a failing sign-in).",
-        "An attack (credential stuffing) or a bot.",
-        "Code uses a usage event or label value the declaration does not allow.",
-    ),
-    "dependencies": (
-        "The provider (email, S3, an external API) has an outage or throttles us.",
-        "Credentials expired or were rotated.",
-        "A network or DNS problem between the service and the provider.",
-    ),
-    "frontend": (
-        "A front-end release added heavy assets, layout shifts or slow handlers.",
-        "A JavaScript error on a page (often after a deploy, or in one browser).",
-        "The API behind the page became slower.",
-    ),
-}
-
-DEFAULT_STEPS: dict[str, tuple[str, ...]] = {
-    "errors": (
-        "Open the dashboard and find the routes or components with the errors.",
-        "Read the error logs and exceptions around the start time (Grafana Explore, Sentry).",
-        "Check whether a deploy or config change happened just before; roll back if it did.",
-    ),
-    "latency": (
-        "Open the dashboard and find the slow routes.",
-        "Open a slow trace (exemplar or Tempo search) to see where the time goes.",
-        "Check database and outbound call latency on the Database & Queue and API dashboards.",
-    ),
-    "saturation": (
-        "Check traffic: is the load real?",
-        "Check for hanging dependencies and long requests.",
-        "Scale out, or restart a leaking instance after capturing a profile.",
-    ),
-    "database": (
-        "Find the tables and operations involved on the Database & Queue dashboard.",
-        "Inspect pg_stat_activity and slow statements (EXPLAIN ANALYZE).",
-        "Check the database server's resources and logs.",
-    ),
-    "queue": (
-        "Check worker liveness and logs.",
-        "Check task failures and retries on the Database & Queue dashboard.",
-        "Scale workers or pause the producer if the backlog keeps growing.",
-    ),
-    "workflow": (
-        "List the stuck entities and look for what they have in common.",
-        "Check the tasks that advance them.",
-        "Re-queue or fail them once the cause is fixed.",
-    ),
-    "cost": (
-        "Find the model and operation behind the spend on the Usage dashboard.",
-        "Look for loops or retries in the logs.",
-        "Apply limits or switch to a cheaper model.",
-    ),
-    "telemetry": (
-        "Check Prometheus' targets page for the failing target.",
-        "Check that the process runs and serves its metrics endpoint.",
-        "Check recent deploys and network changes.",
-    ),
-    "slo": (
-        "Open the SLOs & Error Budget dashboard: which windows burn and how much budget is left.",
-        "Find the failing or slow routes on the API Performance dashboard.",
-        "Mitigate (roll back, scale, shed load); page tiers now, ticket tiers within the week.",
-    ),
-    "meta": ("Check the alert's description; no action is needed for planned work.",),
-    "synthetic": (
-        "Open the lightkeeper server's status page and the probe's last error.",
-        "Reproduce from outside the network (curl the probed URL).",
-        "Check the lightkeeper server's own logs and metrics if several probes fail at once.",
-    ),
-    "product": (
-        "Open the Usage dashboard and compare with the same hour last week.",
-        "Read the logs of the affected flow (sign-in, content creation) around the start time.",
-        "Check the last deploy.",
-    ),
-    "dependencies": (
-        "Check the provider's status page.",
-        "Read the failing calls' error types in the logs.",
-        "Check credentials, quotas and network paths to the provider.",
-    ),
-    "frontend": (
-        "Open the Web performance row of the Usage dashboard and find the page.",
-        "Read the browser errors in the logs or Sentry.",
-        "Check the last front-end deploy.",
-    ),
-}
-
 _PROM_TEMPLATE = re.compile(r"\{\{\s*(.*?)\s*\}\}")
 
 
-# Alerts whose causes are their own, not their category's.
-CAUSES_BY_NAME: dict[str, tuple[str, ...]] = {
-    names.WATCHDOG_ALERT: (
-        "Prometheus is down, or no longer evaluates its rules.",
-        "Prometheus cannot reach Alertmanager, or Alertmanager is down.",
-        "Alertmanager cannot reach the dead man's switch receiver.",
-    ),
-    names.DEPLOY_ALERT: (
-        "A rollout is in progress: two versions report at once.",
-        "A rollout is stuck half-way.",
-    ),
-    names.DEPLOY_GRACE_ALERT: ("A new version started reporting while the previous one still runs.",),
-    names.MAINTENANCE_ALERT: ("A maintenance window was opened on the lightkeeper server.",),
-}
+@dataclass(frozen=True)
+class _Link:
+    label: str
+    url: str
 
 
 @dataclass(frozen=True)
@@ -281,15 +137,27 @@ def _order(alert: AlertDef) -> tuple[int, tuple[str, ...], int, str]:
     return (SEVERITIES.index(alert.severity), alert.environments, window, alert.expr)
 
 
+def _panel_links(spec: Spec, group: Sequence[AlertDef], panel: panel_links.Panel) -> list[_Link]:
+    """One link per environment the alert fires in, with that environment selected."""
+    variables = dashboard_variables(spec, group, " ".join([panel.title, *panel.exprs]))
+    envs: list[str] = []
+    for alert in group:
+        found = panel_links.label_environments(spec, alert)
+        if found is None:
+            return [_Link("every environment", panel_links.url(spec, panel, None, variables))]
+        envs += [e for e in found if e not in envs]
+    return [_Link(env, panel_links.url(spec, panel, env, variables)) for env in sorted(envs)]
+
+
 def page(spec: Spec, name: str, group: Sequence[AlertDef]) -> str:
     """The runbook of one alert name (all its severities)."""
     ordered = sorted(group, key=_order)
     first = ordered[0]
     entry = spec.runbooks.alerts.get(name)
+    category = runbook_content.category(first)
+    text = runbook_content.alert_text(first)
     steps: Sequence[str] = (
-        entry.steps
-        if entry is not None and entry.steps
-        else first.runbook_steps or DEFAULT_STEPS[first.category]
+        entry.steps if entry is not None and entry.steps else first.runbook_steps or category.steps
     )
     variants = [
         _Variant(
@@ -301,20 +169,33 @@ def page(spec: Spec, name: str, group: Sequence[AlertDef]) -> str:
         )
         for a in ordered
     ]
+    panel = panel_links.alert_panel(spec, first)
+    slo = panel_links.slo_row(spec, first)
+    found = queries(spec, ordered, panel, text)
     return _template().render(
         name=name,
         service=first.service,
         category=first.category,
         severities=list(dict.fromkeys(a.severity for a in ordered)),
-        dashboard_title=names.DASHBOARD_TITLES[first.dashboard],
-        dashboard_url=names.dashboard_url(spec, first.dashboard),
+        dashboard_title=names.DASHBOARD_TITLES[panel.dashboard],
+        dashboard_url=names.dashboard_url(spec, panel.dashboard),
+        panel=panel,
+        panel_title=fill(spec, ordered, panel.title, None),
+        panel_links=_panel_links(spec, ordered, panel),
         external_url=entry.url if entry is not None and entry.url else None,
+        means=text.means.replace("{slo}", slo or "its"),
         summary=readable(first.summary),
         descriptions=list(dict.fromkeys(readable(a.description) for a in ordered)),
         variants=variants,
         inhibition=_inhibition(spec, ordered),
-        causes=CAUSES_BY_NAME.get(name, CAUSES[first.category]),
+        queries=found,
+        placeholder=ENVIRONMENT in found.promql + found.logql,
+        causes=text.causes or category.causes,
         steps=list(steps),
+        silence=silence_command(spec, ordered, category),
+        never_silence=category.silence.never,
+        silence_duration=category.silence.duration,
+        escalate=category.escalate,
     )
 
 

@@ -1,20 +1,24 @@
 """SLO rules: error ratios per window, multi-window multi-burn-rate alerts, budget left.
 
-Per SLO, one group evaluates the burn-rate windows and their alerts; a slower group
-computes the whole-period ratio, the budget remaining and the objective, which only
-dashboards read. The windows and tiers come from `lightkeeper.stack.slo`, where the
-same math is checked against the retention before anything is written.
+Per SLO, one group records the last 5 minutes' good and total events, the error ratio
+of every window, the budget remaining and the objective, then evaluates the burn-rate
+alerts. Windows of a day and more (the 1d/3d ticket tiers, the period) add up the
+5-minute counts (`lightkeeper.stack.slo_counts`); shorter ones read the raw counters.
+It is one group because the rules of a group run in order at one timestamp, so the
+ratios read the counts written a moment before; across groups the order is not fixed
+(promtool shuffles it), and a reader could get the previous evaluation's counts. The
+windows and tiers come from `lightkeeper.stack.slo`, where the same math is checked
+against the retention before anything is written.
 """
 
 from __future__ import annotations
 
-from lightkeeper import catalogue as cat
 from lightkeeper.slo_math import ERROR_RATIO_RECORD_PREFIX
 from lightkeeper.spec.models import SLO, Spec
-from lightkeeper.stack import promql
+from lightkeeper.stack import promql, sli_queries, slo_counts
 from lightkeeper.stack import slo as slo_math
 from lightkeeper.stack.alert_families import SHARED_STEPS, runbook_steps
-from lightkeeper.stack.promql import Matcher, by, selector
+from lightkeeper.stack.promql import selector
 from lightkeeper.stack.rule_defs import AlertDef, RecordingRule, RuleGroup
 from lightkeeper.stack.rule_exprs import SE, Ctx
 
@@ -41,34 +45,17 @@ def slo_no_data_alert(slo: SLO) -> str:
 
 
 def slo_routes(spec: Spec, slo: SLO) -> list[str] | None:
-    if slo.sli.route_group is not None:
-        return list(spec.route_groups[slo.sli.route_group])
-    return list(slo.sli.routes) if slo.sli.routes else None
-
-
-def _slo_matchers(ctx: Ctx, slo: SLO, envs: tuple[str, ...] = ()) -> list[Matcher]:
-    routes = slo_routes(ctx.spec, slo)
-    extra = [promql.in_matcher("route", routes)] if routes else []
-    return ctx.m(envs, *extra)
+    return sli_queries.slo_routes(spec, slo)
 
 
 def slo_total_selector(ctx: Ctx, slo: SLO, envs: tuple[str, ...] = ()) -> str:
-    signal = cat.HTTP_REQUESTS if slo.sli.kind == "availability" else cat.HTTP_REQUEST_DURATION
-    name = signal.name if signal.kind == "counter" else f"{signal.name}_count"
-    return selector(name, _slo_matchers(ctx, slo, envs))
+    """Every event the SLI counts, per its kind (`lightkeeper.spec.sli_events`)."""
+    return sli_queries.total_selector(ctx.spec, slo, envs)
 
 
 def slo_error_ratio_expr(ctx: Ctx, slo: SLO, window: str) -> str:
-    """bad / total over the window itself: a request-weighted ratio, never an average of ratios."""
-    base = _slo_matchers(ctx, slo)
-    total = f"sum {by(*SE)} (rate({slo_total_selector(ctx, slo)}[{window}]))"
-    if slo.sli.kind == "availability":
-        bad_sel = selector(cat.HTTP_REQUESTS, [*base, ("status_code", "=~", slo.sli.bad_status)])
-        return f"sum {by(*SE)} (rate({bad_sel}[{window}]))\n/\n{total}"
-    le = slo_math.latency_le(slo.sli)
-    good_sel = selector(f"{cat.HTTP_REQUEST_DURATION.name}_bucket", [*base, ("le", "=", le)])
-    good = f"sum {by(*SE)} (rate({good_sel}[{window}]))"
-    return f"({total} - {good})\n/\n{total}"
+    """bad / total over the window itself: an event-weighted ratio, never an average of ratios."""
+    return sli_queries.error_ratio(ctx.spec, slo, window)
 
 
 def slo_file(slo: SLO) -> str:
@@ -76,7 +63,7 @@ def slo_file(slo: SLO) -> str:
 
 
 def slo_groups(ctx: Ctx) -> list[RuleGroup]:
-    """Per SLO: its error ratios and burn-rate alerts, then a slower group for the whole period."""
+    """Per SLO one group: the counts, every window's ratio, the budget left, then the alerts."""
     spec = ctx.spec
     groups: list[RuleGroup] = []
     for slo in spec.slos:
@@ -84,30 +71,26 @@ def slo_groups(ctx: Ctx) -> list[RuleGroup]:
         budget = slo_math.error_budget(slo.objective)
         labels = {"slo": slo.name}
         period = ctx.w(slo_math.period_window(slo.period))
-        records: list[RecordingRule] = []
-        period_records: list[RecordingRule] = []
+        records = slo_counts.count_rules(ctx, slo)
         for window in slo_math.windows(slo):
             scaled = ctx.w(window)
-            rule = RecordingRule(
-                slo_error_ratio_record(scaled), slo_error_ratio_expr(ctx, slo, scaled), labels
+            long = slo_counts.from_counts(ctx, scaled)
+            expr = (
+                slo_counts.error_ratio(ctx, slo, scaled) if long else slo_error_ratio_expr(ctx, slo, scaled)
             )
-            (period_records if scaled == period else records).append(rule)
+            records.append(RecordingRule(slo_error_ratio_record(scaled), expr, labels))
         ratio = selector(slo_error_ratio_record(period), ctx.m((), ("slo", "=", slo.name)))
-        period_records.append(
+        records.append(
             RecordingRule(SLO_BUDGET_REMAINING, f"1 - ({ratio} / {promql.number(budget)})", labels)
         )
-        period_records.append(
+        records.append(
             RecordingRule(
                 SLO_OBJECTIVE, f"vector({promql.number(1 - budget)})", {**labels, "service": spec.service}
             )
         )
-        file = slo_file(slo)
-        groups.append(
-            RuleGroup(f"{spec.service}-slo-{slo.name}", file, (*records, *slo_alerts(ctx, slo, tiers)))
-        )
         groups.append(
             RuleGroup(
-                f"{spec.service}-slo-{slo.name}-budget", file, tuple(period_records), interval=ctx.w("1m")
+                f"{spec.service}-slo-{slo.name}", slo_file(slo), (*records, *slo_alerts(ctx, slo, tiers))
             )
         )
     return groups
@@ -156,7 +139,11 @@ def slo_alerts(ctx: Ctx, slo: SLO, tiers: list[slo_math.Tier]) -> list[AlertDef]
             f"and\n{selector(slo_error_ratio_record(short_w), sel)} > {threshold}"
         )
         if slo.alerting.min_requests:
-            requests = f"sum {by(*SE)} (increase({slo_total_selector(ctx, slo)}[{long_w}]))"
+            requests = (
+                slo_counts.total_increase(ctx, slo, long_w)
+                if slo_counts.from_counts(ctx, long_w)
+                else sli_queries.total_increase(ctx.spec, slo, long_w)
+            )
             expr += f"\nand on ({', '.join(SE)})\n{requests} >= {slo.alerting.min_requests}"
         alerts.append(
             AlertDef(
@@ -190,7 +177,7 @@ def slo_alerts(ctx: Ctx, slo: SLO, tiers: list[slo_math.Tier]) -> list[AlertDef]
         alerts.append(
             AlertDef(
                 name=no_data,
-                expr=f"absent({slo_total_selector(ctx, slo, (env,))})",
+                expr=sli_queries.no_data(ctx.spec, slo, env),
                 severity="medium",
                 category="telemetry",
                 service=spec.service,

@@ -78,6 +78,12 @@ def _check_threshold(family: Family, where: str, value: float, loc: Loc = ()) ->
             "write a smaller number",
             loc=loc,
         )
+    if family.key == "latency_regression_ratio" and value <= 1:
+        raise GenerationError(
+            f"{where} is {promql.number(value)}, but {family.key} compares with last week: "
+            "1.2 alerts at 20 % slower, and 1 or less would alert on a route that got faster",
+            loc=loc,
+        )
     if family.key == "celery_workers_min" and value <= 0:
         raise GenerationError(
             f"{where} must be at least 1 (it alerts when fewer workers than this answer)", loc=loc

@@ -46,6 +46,7 @@ SERVICE_KEYS = {
     "restart",
     "depends_on",
     "tmpfs",
+    "pid",
 }
 
 
@@ -65,7 +66,15 @@ def overlay(generated: dict[str, str]) -> dict[str, Any]:
 
 def test_overlay_uses_only_top_level_services_and_volumes(overlay: dict[str, Any]) -> None:
     assert set(overlay) == {"services", "volumes"}
-    assert set(overlay["services"]) == {"prometheus", "alertmanager", "grafana", "loki", "tempo", "alloy"}
+    assert set(overlay["services"]) == {
+        "prometheus",
+        "alertmanager",
+        "grafana",
+        "loki",
+        "tempo",
+        "alloy",
+        "node-exporter",
+    }
     for name, service in overlay["services"].items():
         assert set(service) <= SERVICE_KEYS, name
 
@@ -104,8 +113,12 @@ def test_every_bind_mount_comes_from_the_generated_folder(
     overlay: dict[str, Any], generated: dict[str, str]
 ) -> None:
     for volume in (v for s in overlay["services"].values() for v in s["volumes"]):
-        assert volume.startswith((compose.DIR + "/", *compose.HOST_PATHS)) or not volume.startswith(
-            ("/", ".")
+        source = volume.split(":")[0]
+        # host paths are matched whole: "/" must not let any other absolute path through
+        assert (
+            volume.startswith(compose.DIR + "/")
+            or source in compose.HOST_PATHS
+            or not source.startswith(("/", "."))
         ), volume
     for name, rel, _target in _binds(overlay):
         if rel in compose.HOST_PATHS:

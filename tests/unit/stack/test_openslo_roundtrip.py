@@ -68,11 +68,21 @@ latency = st.fixed_dictionaries(
     }
 )
 
+database = st.just({"kind": "database"})
+deployment = st.fixed_dictionaries(
+    {"kind": st.just("deployment")},
+    optional={
+        "components": st.lists(st.from_regex(r"[a-z0-9][a-z0-9_.-]{0,12}", fullmatch=True), min_size=1)
+    },
+)
+# Kinds scoped by route; the others count a whole service or component.
+ROUTED = ("availability", "latency")
+
 
 @st.composite
 def slos(draw: st.DrawFn, name: str) -> dict[str, Any]:
-    sli = dict(draw(st.one_of(availability, latency)))
-    where = draw(scope)
+    sli = dict(draw(st.one_of(availability, latency, database, deployment)))
+    where = draw(scope) if sli["kind"] in ROUTED else {}
     slo: dict[str, Any] = {
         "name": name,
         "objective": draw(st.floats(min_value=0.001, max_value=99.999)),
@@ -152,13 +162,16 @@ slos:
   - {name: quarter, objective: 99.95, period: 90d,
      sli: {kind: latency, threshold_seconds: 2.5, routes: []}, alerting: {page: false, ticket: false}}
   - {name: yearly, objective: 99.999, period: 1y, sli: {kind: availability, bad_status: "5..|429"}}
+  - {name: queries, objective: 99.99, period: 30d, sli: {kind: database}}
+  - {name: deploys, objective: 95, period: 28d, sli: {kind: deployment}}
+  - {name: api-deploys, objective: 90, period: 90d, sli: {kind: deployment, components: [api, web.v2]}}
 """
 )
 
 
 def test_a_spec_with_every_sli_kind_and_option_round_trips() -> None:
     spec = parse_spec(EVERY_KIND, "every.yaml")
-    assert {s.sli.kind for s in spec.slos} == {"availability", "latency"}
+    assert {s.sli.kind for s in spec.slos} == {"availability", "latency", "database", "deployment"}
     round_trip(spec)
 
 

@@ -217,7 +217,13 @@ def test_prometheus_config_scrapes_each_environment_with_labels() -> None:
 
     cfg = yaml.safe_load(prometheus.render(spec)[prometheus.CONFIG_PATH])
     jobs = {j["job_name"]: j for j in cfg["scrape_configs"]}
-    assert set(jobs) == {"saas-api-beta", "saas-api-prod", names.SERVER_JOB}
+    assert set(jobs) == {
+        "saas-api-beta",
+        "saas-api-prod",
+        "saas-api-beta-node",  # the compose overlay's node-exporter, by default
+        "saas-api-prod-node",
+        names.SERVER_JOB,
+    }
     server = jobs[names.SERVER_JOB]
     assert server["static_configs"] == [{"targets": ["lightkeeper:8080"]}] and server["honor_labels"]
     prod = jobs["saas-api-prod"]
@@ -271,7 +277,7 @@ def test_celery_workers_are_scraped_per_environment_and_alerted_on_when_gone() -
     spec = parse_spec(CELERY)
     cfg = yaml.safe_load(prometheus.render(spec)[prometheus.CONFIG_PATH])
     jobs = {j["job_name"]: j for j in cfg["scrape_configs"]}
-    assert set(jobs) == {"api-beta", "api-prod", "api-prod-celery"}
+    assert set(jobs) == {"api-beta", "api-prod", "api-prod-celery", "api-beta-node", "api-prod-node"}
     assert jobs["api-prod-celery"]["static_configs"] == [
         {
             "targets": ["worker-1:9808", "worker-2:9808"],
@@ -291,7 +297,13 @@ def test_celery_workers_are_scraped_per_environment_and_alerted_on_when_gone() -
 def test_without_worker_targets_nothing_about_workers_is_generated() -> None:
     alerts = rules.all_alerts(issue_spec())
     assert not [a for a in alerts if a.name == "CeleryWorkersDown"]
-    assert "component" not in next(a for a in alerts if a.name == "ServiceDown").expr
+    # without node-exporters either, no target carries `component`: nothing to tell apart
+    no_hosts = ISSUE_EXAMPLE.replace(
+        'targets: ["api:8000"]', 'targets: ["api:8000"], node_targets: []'
+    ).replace('targets: ["api-beta:8000"]', 'targets: ["api-beta:8000"], node_targets: []')
+    bare = rules.all_alerts(parse_spec(no_hosts))
+    assert not [a for a in bare if a.name == "CeleryWorkersDown"]
+    assert "component" not in next(a for a in bare if a.name == "ServiceDown").expr
 
 
 def test_component_is_a_reserved_target_label() -> None:

@@ -8,7 +8,7 @@ import pytest
 
 from lightkeeper.spec.loader import parse_spec
 from lightkeeper.spec.models import Spec
-from lightkeeper.stack import names, runbooks
+from lightkeeper.stack import names, runbook_content, runbooks
 from lightkeeper.stack.rule_defs import AlertDef
 from lightkeeper.stack.rules import all_alerts
 
@@ -136,11 +136,14 @@ def _alert(**changes: object) -> AlertDef:
     return replace(base, **changes)  # type: ignore[arg-type]
 
 
+QUEUE = runbook_content.CONTENT.categories["queue"]
+
+
 def test_category_defaults_when_neither_spec_nor_rule_gives_steps() -> None:
     page = runbooks.render(spec(), [_alert()])["runbooks/QueueStalled.md"]
-    for i, step in enumerate(runbooks.DEFAULT_STEPS["queue"], start=1):
+    for i, step in enumerate(QUEUE.steps, start=1):
         assert f"{i}. {step}" in page
-    for cause in runbooks.CAUSES["queue"]:
+    for cause in QUEUE.causes:
         assert f"- {cause}" in page
     assert "Queue <queue> holds <value> messages" in page
     nobody = "nobody (recorded in Alertmanager only)"
@@ -150,7 +153,25 @@ def test_category_defaults_when_neither_spec_nor_rule_gives_steps() -> None:
 def test_rule_steps_are_used_when_the_spec_has_none() -> None:
     page = runbooks.render(spec(), [_alert(runbook_steps=("Drain the queue.",))])["runbooks/QueueStalled.md"]
     assert "1. Drain the queue.\n" in page
-    assert runbooks.DEFAULT_STEPS["queue"][0] not in page
+    assert QUEUE.steps[0] not in page
+
+
+def test_a_family_without_content_gets_its_categorys_checks() -> None:
+    # A family added without runbook text still gets a complete page (its category's panel).
+    page = runbooks.render(spec(), [_alert()])["runbooks/QueueStalled.md"]
+    assert "More than 10 messages waited." in page.split("## What it means", 1)[1].split("##", 1)[0]
+    assert f"Panel **{QUEUE.fallback.panel}** of Database & Queue" in page
+    assert "viewPanel=" in page and "amtool silence add" in page and "alertname=QueueStalled" in page
+
+
+def test_the_familys_own_content_wins_over_its_category() -> None:
+    pool = runbook_content.CONTENT.alerts["db_pool_utilization"]
+    page = runbooks.render(spec(), [_alert(name="PoolFull", family="db_pool_utilization")])[
+        "runbooks/PoolFull.md"
+    ]
+    assert pool.means in page and f"**{pool.panel}**" in page
+    assert all(f"- {cause}" in page for cause in pool.causes)
+    assert QUEUE.causes[0] not in page
 
 
 def test_a_markdown_injection_in_a_summary_stays_text() -> None:

@@ -6,7 +6,15 @@ import json
 from collections.abc import Callable
 
 from lightkeeper.spec.models import Spec
-from lightkeeper.stack.dashboards import api_performance, database_queue, slos, system_health, usage
+from lightkeeper.stack.dashboards import (
+    api_performance,
+    database_queue,
+    deployments,
+    llm_cost,
+    slos,
+    system_health,
+    usage,
+)
 from lightkeeper.stack.dashboards.panels import Json
 from lightkeeper.stack.names import DASHBOARD_TITLES, DashboardKey
 
@@ -17,6 +25,8 @@ BUILDERS: dict[DashboardKey, Callable[[Spec], Json]] = {
     "slos": slos.build,
     "usage": usage.build,
     "database-queue": database_queue.build,
+    "llm-cost": llm_cost.build,
+    "deployments": deployments.build,
 }
 assert set(BUILDERS) == set(DASHBOARD_TITLES), "every dashboard named in stack.names needs a builder"
 

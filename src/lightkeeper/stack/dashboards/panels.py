@@ -444,6 +444,65 @@ def custom_variable(
     }
 
 
+ANNOTATION_STEP = "1m"  # the deploy markers' resolution, and the offset their queries compare with
+
+
+def deploy_annotations(spec: Spec) -> list[Json]:
+    """Deploy markers for every dashboard: a new version reporting, and CI's finished deploys.
+
+    Each query is evaluated once a minute, and a marker is where the value changed in the
+    minute before, so every change is marked once. A version counts as new in an
+    environment when no instance reported it a minute earlier (`on` leaves out
+    `instance`, so scaling out is not a deploy). The server's counters appear at their
+    first deploy of a status with 1 already, hence `unless ... offset` beside the delta.
+    """
+    step = ANNOTATION_STEP
+    info = promql.selector(
+        cat.BUILD_INFO, [("service", "=", "$service"), ("environment", "=~", "$environment")]
+    )
+    on = "on (service, environment, version)"
+    found: list[Json] = [
+        _annotation(
+            "New version",
+            f"count by (environment, version) ({info} unless {on} {info} offset {step})",
+            "{{environment}}: version {{version}} reports",
+            "environment,version",
+            "purple",
+        )
+    ]
+    if spec.prometheus.server_targets and cat.DEPLOYMENTS.emitted:
+        done = promql.selector(
+            cat.DEPLOYMENTS, [("job", "=", names.SERVER_JOB), ("env", "=~", "$environment")]
+        )
+        grouped = "sum by (env, component, status)"
+        found.append(
+            _annotation(
+                "Deployments (CI)",
+                f"{grouped} ({done} - {done} offset {step} > 0 or ({done} unless {done} offset {step}))",
+                "{{env}}: {{component}} deploy finished ({{status}})",
+                "env,component,status",
+                "orange",
+            )
+        )
+    return found
+
+
+def _annotation(name: str, expr: str, title: str, tags: str, color: str) -> Json:
+    return {
+        "datasource": PROMETHEUS,
+        "enable": True,
+        "hide": False,
+        "iconColor": color,
+        "name": name,
+        "expr": expr,
+        "step": ANNOTATION_STEP,
+        "titleFormat": title,
+        "tagKeys": tags,
+        "textFormat": "",
+        "useValueForTime": False,
+    }
+
+
 def dashboard(
     spec: Spec,
     key: names.DashboardKey,
@@ -464,7 +523,8 @@ def dashboard(
                     "iconColor": "rgba(0, 211, 255, 1)",
                     "name": "Annotations & Alerts",
                     "type": "dashboard",
-                }
+                },
+                *deploy_annotations(spec),
             ]
         },
         "description": description,

@@ -9,9 +9,9 @@ tier factors from `stack.slo`, computed for each SLO's own period.
 
 from __future__ import annotations
 
-from lightkeeper import catalogue as cat
+from lightkeeper.slo_math import budget_minutes, period_seconds
 from lightkeeper.spec.models import SLO, Spec
-from lightkeeper.stack import promql, slo_rules
+from lightkeeper.stack import promql, sli_queries, slo_rules
 from lightkeeper.stack import slo as slo_math
 from lightkeeper.stack.dashboards import panels as p
 from lightkeeper.stack.dashboards import queries as q
@@ -23,18 +23,10 @@ EXTRA_PERIODS = ("7d", "28d", "30d", "90d")
 
 
 def error_ratio(spec: Spec, slo: SLO, window: str) -> str:
-    """Share of bad events for one SLO over `window`, per environment."""
-    routes = slo_rules.slo_routes(spec, slo)
-    base = [promql.in_matcher("route", routes)] if routes else []
-    if slo.sli.kind == "availability":
-        return q.share_of(
-            cat.HTTP_REQUESTS, [("status_code", "=~", slo.sli.bad_status)], base=base, window=window
-        )
-    le = ("le", "=", slo_math.latency_le(slo.sli))
-    signal = cat.HTTP_REQUEST_DURATION
-    total = q.sum_rate(signal, q.BY_ENV, *base, suffix="_count", window=window)
-    good = q.sum_rate(signal, q.BY_ENV, *base, le, suffix="_bucket", window=window)
-    return q.ratio(f"{total} - {good}", total)
+    """Share of bad events for one SLO over `window`, per environment (the rules' own selectors)."""
+    events = sli_queries.slo_events(spec, slo)
+    scope = sli_queries.variable_scope(events, "$service", "$environment")
+    return sli_queries.ratio(events, scope, window, "$service", q.BY_ENV)
 
 
 def _periods(spec: Spec) -> tuple[list[str], str]:
@@ -58,11 +50,7 @@ def _slo_panels(spec: Spec, slo: SLO) -> list[Json]:
     objective = float(1 - budget)
     tiers = slo_math.resolve_tiers(slo)
     ratio_period = error_ratio(spec, slo, "$slo_period")
-    what = (
-        "requests not answered 5xx"
-        if slo.sli.kind == "availability"
-        else "requests faster than the threshold"
-    )
+    what = sli_queries.slo_events(spec, slo).good_means
     pct = promql.number(slo.objective)
     burn_steps: list[Json] = [{"color": "green", "value": None}]
     for tier in sorted(tiers, key=lambda t: t.factor):
@@ -72,6 +60,12 @@ def _slo_panels(spec: Spec, slo: SLO) -> list[Json]:
         for t in tiers
     )
     windows = sorted({w for t in tiers for w in (t.long_window, t.short_window)}, key=promql.seconds)
+    minutes = budget_minutes(slo.objective, period_seconds(slo.period))
+    recorded = promql.selector(
+        slo_rules.SLO_BUDGET_REMAINING,
+        [("service", "=", "$service"), ("environment", "=~", "$environment"), ("slo", "=", slo.name)],
+    )
+    remaining = f"sum by (environment) ({recorded})"
     return [
         p.row(f"{slo.name}: {pct} % over {slo.period}"),
         p.stat(
@@ -81,7 +75,7 @@ def _slo_panels(spec: Spec, slo: SLO) -> list[Json]:
             decimals=3,
             thresholds=p.fixed_thresholds(("red", None), ("green", objective)),
             description=f"Share of {what}. Objective {pct} %. {slo.description}".strip(),
-            w=6,
+            w=5,
         ),
         p.stat(
             "Error budget remaining",
@@ -91,7 +85,17 @@ def _slo_panels(spec: Spec, slo: SLO) -> list[Json]:
             thresholds=p.fixed_thresholds(("red", None), ("orange", 0.0), ("yellow", 0.25), ("green", 0.5)),
             description=f"1 - bad share / error budget ({budget_text}) over $slo_period;"
             " below 0 the SLO is missed.",
-            w=6,
+            w=5,
+        ),
+        p.stat(
+            f"Budget left over {slo.period} (minutes)",
+            [Query(f"{remaining} * {promql.number(minutes)}", env)],
+            unit="m",
+            decimals=1,
+            thresholds=p.fixed_thresholds(("red", None), ("orange", 0.0), ("green", minutes / 2)),
+            description=f"Remaining share of the {promql.number(minutes)}-minute budget over the SLO's own"
+            " period, from the recorded budget (what the alerts and the server's /sla/status use).",
+            w=4,
         ),
         p.stat(
             "Burn rate over $burn_window",
@@ -99,7 +103,7 @@ def _slo_panels(spec: Spec, slo: SLO) -> list[Json]:
             decimals=2,
             thresholds=p.Thresholds(burn_steps, []),
             description="1 = spending the budget exactly over the period. Tiers: " + tier_text,
-            w=6,
+            w=5,
         ),
         p.stat(
             "Error ratio over $burn_window",
@@ -107,7 +111,7 @@ def _slo_panels(spec: Spec, slo: SLO) -> list[Json]:
             unit="percentunit",
             decimals=3,
             thresholds=p.fixed_thresholds(("green", None), ("red", float(budget))),
-            w=6,
+            w=5,
         ),
         p.timeseries(
             "Burn rate per alert window",

@@ -1,15 +1,14 @@
-"""Usage: business events, sign-ins, workflow health, LLM spend and web performance.
+"""Usage: business events, sign-ins, workflow health and web performance.
 
 A section appears only once something emits its signals (and, for workflow health,
 once the spec declares workflow entities): a row of "No data" panels teaches people
-to ignore the dashboard.
+to ignore the dashboard. LLM spend has a dashboard of its own (`llm_cost`).
 """
 
 from __future__ import annotations
 
 from lightkeeper import catalogue as cat
 from lightkeeper.spec.models import Spec
-from lightkeeper.stack import promql
 from lightkeeper.stack.dashboards import panels as p
 from lightkeeper.stack.dashboards import queries as q
 from lightkeeper.stack.dashboards.panels import Json, Query
@@ -24,17 +23,13 @@ def build(spec: Spec) -> Json:
         panels += _auth_panels()
     if spec.workflow and cat.all_emitted(cat.WORKFLOW_ENTITIES, cat.WORKFLOW_STUCK_ENTITIES):
         panels += _workflow_panels(spec)
-    if cat.all_emitted(
-        cat.LLM_COST, cat.GEN_AI_TOKEN_USAGE, cat.GEN_AI_OPERATION_DURATION, cat.GEN_AI_ERRORS
-    ):
-        panels += _llm_panels(spec)
     if cat.all_emitted(cat.WEB_VITALS_LCP, cat.WEB_VITALS_INP, cat.WEB_VITALS_CLS, cat.FRONTEND_ERRORS):
         panels += _web_panels(spec)
     return p.dashboard(
         spec,
         KEY,
         panels,
-        description=f"What {spec.service}'s users do, whether work flows through, and what LLM calls cost.",
+        description=f"What {spec.service}'s users do, whether work flows through, and how pages perform.",
     )
 
 
@@ -162,95 +157,3 @@ def _web_panels(spec: Spec) -> list[Json]:
         )
     )
     return found
-
-
-def _llm_panels(spec: Spec) -> list[Json]:
-    env = "{{environment}}"
-    model = ("environment", "gen_ai_request_model")
-    model_legend = "{{environment}} {{gen_ai_request_model}}"
-    return [
-        p.row("LLM"),
-        p.stat(
-            "LLM spend rate",
-            [Query(f"{q.sum_rate(cat.LLM_COST)} * 3600", env)],
-            unit="currencyUSD",
-            description="US dollars per hour at the current rate. "
-            + p.threshold_note(spec, "llm_cost_usd_per_hour"),
-            thresholds=p.alert_thresholds(spec, "llm_cost_usd_per_hour"),
-            decimals=2,
-            w=6,
-        ),
-        _budget_panel(spec),
-        p.timeseries(
-            "LLM spend by model (USD/h)",
-            [
-                Query(
-                    f"{q.sum_rate(cat.LLM_COST, ('environment', 'model'))} * 3600",
-                    "{{environment}} {{model}}",
-                )
-            ],
-            unit="currencyUSD",
-            w=12,
-            h=4,
-        ),
-        p.timeseries(
-            "Tokens by model and direction",
-            [
-                Query(
-                    q.sum_rate(cat.GEN_AI_TOKEN_USAGE, (*model, "gen_ai_token_type"), suffix="_sum"),
-                    "{{environment}} {{gen_ai_request_model}} {{gen_ai_token_type}}",
-                )
-            ],
-            unit="short",
-            description="Tokens per second.",
-            w=8,
-        ),
-        p.timeseries(
-            "LLM latency p95 by model",
-            [Query(q.quantile("0.95", cat.GEN_AI_OPERATION_DURATION, model), model_legend, exemplar=True)],
-            unit="s",
-            w=8,
-        ),
-        p.timeseries(
-            "LLM errors by model",
-            [
-                Query(
-                    q.sum_rate(cat.GEN_AI_ERRORS, (*model, "error_type")),
-                    "{{environment}} {{gen_ai_request_model}} {{error_type}}",
-                )
-            ],
-            unit="ops",
-            w=8,
-        ),
-    ]
-
-
-def _budget_panel(spec: Spec) -> Json:
-    """Spend over the last 30 days against the monthly budget, coloured at 50/75/100 %."""
-    spend = q.sum_rate(cat.LLM_COST, window="30d", fn="increase")
-    budget = spec.budgets.llm_monthly_usd
-    if budget is None:
-        return p.stat(
-            "LLM spend, last 30 days",
-            [Query(spend, "{{environment}}")],
-            unit="currencyUSD",
-            decimals=2,
-            w=6,
-            description="Set budgets.llm_monthly_usd to colour this by budget.",
-        )
-    value = promql.decimal(budget)
-    steps = p.fixed_thresholds(
-        ("green", None),
-        ("yellow", float(value * promql.decimal("0.5"))),
-        ("orange", float(value * promql.decimal("0.75"))),
-        ("red", float(value)),
-    )
-    return p.stat(
-        "LLM spend, last 30 days",
-        [Query(spend, "{{environment}}")],
-        unit="currencyUSD",
-        decimals=2,
-        thresholds=steps,
-        description=f"Against the monthly budget of {promql.number(budget)} USD (50 %, 75 %, 100 %).",
-        w=6,
-    )
