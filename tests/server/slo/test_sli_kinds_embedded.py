@@ -18,7 +18,7 @@ from sqlalchemy import Engine
 
 from lightkeeper.sdk.integrations.sqlalchemy import instrument_sqlalchemy, uninstrument_sqlalchemy
 from lightkeeper.server.deploys import store
-from lightkeeper.server.slo import alerting, deploy_source, evaluate, series
+from lightkeeper.server.slo import alerting, deploy_source, evaluate, report, series
 from lightkeeper.server.store.tables import outbox
 from lightkeeper.spec.loader import parse_spec
 from lightkeeper.spec.models import Spec
@@ -186,3 +186,25 @@ def test_failed_deployments_fire_the_embedded_burn_alert_once_with_generated_lab
     assert sum(written) == 2
     quiet = alerting.Alerter(engine, spec, "beta")  # no deployments there: nothing to alert on
     assert quiet.step(NOW) == 0
+
+
+def test_deployment_history_and_monthly_report_count_the_stores_deployments(deployed: Engine) -> None:
+    """The fixture's prod deployments over a 28d period ending NOW: 6 finished, 3 succeeded
+    (budget 10 %: remaining 1 - 0.5/0.1 = -4). At the end of 11-29 the period holds only the
+    rollback of 11-29 12:00 and the success of 11-21: half failed."""
+    spec = _spec("slos: [{name: deploys, objective: 90, period: 28d, sli: {kind: deployment}}]\n")
+    slo = spec.slos[0]
+    days = evaluate.history(deployed, slo, NOW, 3, "prod")
+    assert [d["day"] for d in days] == ["2026-11-29", "2026-11-30", "2026-12-01"]
+    assert days[-1]["error_budget_remaining_ratio"] == pytest.approx(1 - (3 / 6) / 0.1)
+    assert days[0]["error_budget_remaining_ratio"] == pytest.approx(1 - (1 / 2) / 0.1)
+    assert not any(d["no_data"] for d in days)
+    beta = evaluate.history(deployed, slo, NOW, 1, "beta")
+    assert beta[0]["error_budget_remaining_ratio"] == pytest.approx(1 - 1.0 / 0.1)
+
+    month = report.report(deployed, slo, "2026-11", NOW, "prod")
+    # November holds api 5 (11-21, success) and the 11-29 rollback: 1 of 2 failed
+    assert month["sli_percent"] == pytest.approx(50.0)
+    assert sum(w["total_events"] for w in month["weeks"]) == 2.0
+    assert all(w["incidents"] == [] for w in month["weeks"])
+    assert month["verdict"].startswith("budget exhausted on 2026-11-29")

@@ -380,7 +380,8 @@ def create_app(
         lightkeeper.instrument(
             app, service=config.service, environment=config.environment, checks=[database_check(engine)]
         )
-    app.include_router(slo_routes.router(engine, config.spec, clock, reader, section.timezone))
+    slos = slo_routes.router(engine, config.spec, clock, reader, section.timezone, config.slo_environment)
+    app.include_router(slos)
     return app
 
 

@@ -32,17 +32,24 @@ def burn_down_points(history: Sequence[dict[str, Any]]) -> str:
 
 
 def router(
-    engine: Engine, spec: Spec | None, clock: Callable[[], datetime], reader: Sequence[Depends], timezone: str
+    engine: Engine,
+    spec: Spec | None,
+    clock: Callable[[], datetime],
+    reader: Sequence[Depends],
+    timezone: str,
+    environment: str | None = None,
 ) -> APIRouter:
+    """`environment`: the one the server evaluates SLOs for (`--environment`, else the spec's first)."""
     api = APIRouter(dependencies=list(reader))
     by_name = {s.name: s for s in spec.slos} if spec is not None else {}
+    env = environment or (next(iter(spec.environments), "") if spec is not None else "")
 
     @api.get("/api/slo/{name}/history")
     def slo_history(name: str, days: Annotated[int, Query(ge=1, le=400)] = 30) -> dict[str, Any]:
         slo = by_name.get(name)
         if slo is None:
             raise HTTPException(404, f"no SLO named {name!r}")
-        return {"name": name, "days": evaluate.history(engine, slo, clock(), days)}
+        return {"name": name, "days": evaluate.history(engine, slo, clock(), days, env)}
 
     @api.get("/api/slo/{name}/report")
     def slo_report(name: str, month: Annotated[str, Query(max_length=7)]) -> dict[str, Any]:
@@ -50,15 +57,15 @@ def router(
         if slo is None:
             raise HTTPException(404, f"no SLO named {name!r}")
         try:
-            return report.report(engine, slo, month, clock())
+            return report.report(engine, slo, month, clock(), env)
         except report.BadMonth as exc:
             raise HTTPException(400, str(exc)) from None
 
     @api.get("/slo", response_class=HTMLResponse, include_in_schema=False)
     def slo_page() -> HTMLResponse:
         now = clock()
-        states = sla.slo_states(engine, spec, now)
-        charts = {s.name: burn_down_points(evaluate.history(engine, s, now, 30)) for s in by_name.values()}
+        states = sla.slo_states(engine, spec, now, env)
+        charts = {n: burn_down_points(evaluate.history(engine, s, now, 30, env)) for n, s in by_name.items()}
         context = {
             "title": "SLOs",
             "slos": states,

@@ -58,18 +58,6 @@ def load(engine: Engine, slo: SLO, now: datetime, span_seconds: float) -> Loaded
     return Loaded(good, total, end)
 
 
-def _summed_increase(series: Sequence[Sequence[slo_math.Sample]], start: float, end: float) -> float | None:
-    found = [v for s in series if (v := slo_math.increase(s, start, end)) is not None]
-    return sum(found) if found else None
-
-
-def ratio(loaded: Loaded, window_seconds: float, end: float | None = None) -> float | None:
-    at = loaded.end if end is None else end
-    if at is None:
-        return None
-    return slo_math.latency_error_ratio(loaded.good, loaded.total, at, window_seconds)
-
-
 def states(
     engine: Engine, spec: Spec, now: datetime, firing: Mapping[str, Sequence[str]], environment: str | None
 ) -> list[dict[str, Any]]:
@@ -167,22 +155,38 @@ def _indexed_ratio(series: list[index.Series], end: float | None, window: float)
     return None if end is None else index.counts(series, end, window).error_ratio(window)
 
 
-def history(engine: Engine, slo: SLO, now: datetime, days: int) -> list[dict[str, Any]]:
-    """Budget remaining over the period ending at each UTC day's end (today: now), oldest first."""
+def history(
+    engine: Engine, slo: SLO, now: datetime, days: int, environment: str | None = None
+) -> list[dict[str, Any]]:
+    """Budget remaining over the period ending at each UTC day's end (today: now), oldest first.
+
+    Each day is counted as `/sla/status` counts it (today's entry is its current value):
+    a probe's measured seconds, a deployment SLO's finished deployments in `environment`,
+    or the indexed samples at the newest scrape before the day's end.
+    """
     period = slo_math.period_seconds(slo.period)
     today = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-    loaded = None if isinstance(slo.sli, ProbeSLI) else load(engine, slo, now, period + days * 86400)
+    span = timedelta(seconds=period + days * 86400)
+    deployed = series = None
+    if isinstance(slo.sli, DeploymentSLI):
+        deployed = deploy_source.finished(engine, slo, environment or "", now, span.total_seconds())
+    elif not isinstance(slo.sli, ProbeSLI):
+        series = index.load(engine, slo.name, now - span, now)
     out: list[dict[str, Any]] = []
     for back in range(days - 1, -1, -1):
         day = today - timedelta(days=back)
         moment = min(now, day + timedelta(days=1))
-        if loaded is None:  # a probe SLI: its measured seconds, as its /sla/status entry
+        if deployed is not None:
+            good, total = deploy_source.window_counts(deployed, moment, period)
+            b = slo_math.budget(slo.objective, period, good, total if total > 0 else None)
+        elif series is None:  # a probe SLI: its measured seconds, as its /sla/status entry
             b = probe_source.period_budget(engine, slo, moment, now)
         else:
-            end = moment.timestamp()
-            good = _summed_increase(loaded.good, end - period, end)
-            total = _summed_increase(loaded.total, end - period, end)
-            b = slo_math.budget(slo.objective, period, good, total)
+            newest = [t for s in series if (t := s.newest(moment.timestamp())) is not None]
+            counted = index.counts(series, max(newest), period) if newest else None
+            b = slo_math.budget(
+                slo.objective, period, *((None, None) if counted is None else (counted.good, counted.total))
+            )
         out.append(
             {
                 "day": day.date().isoformat(),

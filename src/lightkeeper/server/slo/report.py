@@ -28,9 +28,9 @@ from typing import Any
 from sqlalchemy import Engine, select
 
 from lightkeeper import slo_math
-from lightkeeper.server.slo import probe_source, samples
+from lightkeeper.server.slo import deploy_source, probe_source, samples
 from lightkeeper.server.store.tables import incidents as incidents_table
-from lightkeeper.spec.models import SLO, ProbeSLI
+from lightkeeper.spec.models import SLO, DeploymentSLI, ProbeSLI
 
 _MONTH = re.compile(r"(\d{4})-(0[1-9]|1[0-2])")
 
@@ -98,8 +98,17 @@ def bucket_counts(stored: dict[str, list[samples.Sample]], edges: Sequence[datet
     return out
 
 
-def _daily_counts(engine: Engine, slo: SLO, days: Sequence[datetime], now: datetime) -> list[Counts]:
-    """Counts per day of `days` (edges): events from the stored samples, or a probe's seconds."""
+def _daily_counts(
+    engine: Engine, slo: SLO, days: Sequence[datetime], now: datetime, environment: str
+) -> list[Counts]:
+    """Counts per day of `days` (edges): events from the stored samples, a probe's seconds, or the
+    deployments finished that day."""
+    if isinstance(slo.sli, DeploymentSLI):
+        done = deploy_source.finished(engine, slo, environment, now, (now - days[0]).total_seconds())
+        return [
+            Counts(*deploy_source.window_counts(done, hi, (hi - lo).total_seconds()))
+            for lo, hi in pairwise(days)
+        ]
     if isinstance(slo.sli, ProbeSLI):
         seconds = probe_source.daily(engine, slo, days[0], len(days) - 1, now)
         return [Counts(up, counted) for up, counted in seconds]
@@ -108,14 +117,15 @@ def _daily_counts(engine: Engine, slo: SLO, days: Sequence[datetime], now: datet
     return bucket_counts(stored, days)
 
 
-def report(engine: Engine, slo: SLO, month: str, now: datetime) -> dict[str, Any]:
-    """The month's weekly table, the incidents of each week and the verdict."""
+def report(engine: Engine, slo: SLO, month: str, now: datetime, environment: str = "") -> dict[str, Any]:
+    """The month's weekly table, the incidents of each week and the verdict (`environment`: the
+    deployments a deployment SLO counts)."""
     start, end = month_bounds(month)
     if start > now:
         raise BadMonth(f"month {month} has not started yet")
     length = (end - start).total_seconds()
     days = [start + timedelta(days=d) for d in range(round(length / slo_math.DAY_SECONDS) + 1)]
-    daily = _daily_counts(engine, slo, days, now)
+    daily = _daily_counts(engine, slo, days, now, environment)
     month_counts = sum(daily, Counts())
     whole = slo_math.budget(slo.objective, length, month_counts.good, month_counts.total)
     budget_min = whole.total_minutes
@@ -139,6 +149,8 @@ def report(engine: Engine, slo: SLO, month: str, now: datetime) -> dict[str, Any
         query = query.where(col.probe == slo.sli.probe)  # only its own probe's incidents spent it
     with engine.connect() as conn:
         found = conn.execute(query.order_by(col.started_at, col.id)).all()
+    if isinstance(slo.sli, DeploymentSLI):
+        found = []  # probe incidents never spend a deployment budget; its failed deploys do
     rows, used_total = [], 0.0
     for lo, hi in weeks(start, end):
         counts = sum((c for d, c in zip(days, daily, strict=False) if lo <= d < hi), Counts())
