@@ -573,3 +573,31 @@ def test_the_starter_spec_never_pages_for_staging(tmp_path: Path) -> None:
     # The issue's reproduction: `amtool config routes test severity=critical environment=staging`.
     assert _route(config, severity="critical", environment="staging", service="shop") == "chat"
     assert _route(config, severity="critical", environment="prod", service="shop") == "pager,chat"
+
+
+def _routes(route: dict[str, object], inherited: list[str]) -> Iterator[list[str]]:
+    group_by = list(route.get("group_by", inherited))  # type: ignore[call-overload]
+    yield group_by
+    for child in route.get("routes", []) or []:  # type: ignore[attr-defined]
+        yield from _routes(child, group_by)
+
+
+def test_the_tiers_of_one_slo_share_a_notification_group(config_file: Path) -> None:
+    """Alertmanager keys a group by route and group_by values: the tiers of one SLO differ only
+    in their window labels (and ticket tiers in severity), so no route may group by a window,
+    and both page tiers must take the same route to the same receivers."""
+    tree = yaml.safe_load(config_file.read_text())["route"]
+    for group_by in _routes(tree, []):
+        assert not {"long_window", "short_window"} & set(group_by), group_by
+        assert "alertname" in group_by or "..." in group_by
+    base = ["alertname=AvailabilityErrorBudgetBurn", "service=api", "environment=prod", "category=slo"]
+    base += ["slo=availability", "severity=critical"]
+    seen = set()
+    for long_window, short_window in (("1h", "5m"), ("6h", "30m")):
+        result = amtool(
+            "config", "routes", "test", f"--config.file={config_file}", *base,
+            f"long_window={long_window}", f"short_window={short_window}",
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        seen.add(result.stdout.strip())
+    assert seen == {"pager,chat"}
