@@ -81,7 +81,12 @@ def reference(
     end = loaded.end
     if end is None:
         return None, None, dict.fromkeys(slo_math.BURN_WINDOWS)
-    good, total, _ = _reference_counts(loaded, end, period)
+    good, total, gridded = _reference_counts(loaded, end, period)
+    last_point = end // slo_math.COUNT_STEP_SECONDS * slo_math.COUNT_STEP_SECONDS
+    if gridded and end > last_point and good is not None and total is not None:
+        # the period is fresh: the raw increase() since the last grid point is added
+        tail_good, tail_total, _ = _reference_counts(loaded, end, end - last_point)
+        good, total = good + (tail_good or 0.0), total + (tail_total or 0.0)
     ratios: dict[str, float | None] = {}
     for w in slo_math.BURN_WINDOWS:
         seconds = slo_math.duration_seconds(w)
@@ -274,6 +279,28 @@ def test_young_series_reports_raw_increase_until_its_first_grid_record(sqlite: E
     series = index.load(sqlite, slo.name, T0 - timedelta(days=1), T0 + timedelta(minutes=6))
     counted = index.counts(series, end + 230, 86400)
     assert counted.gridded and counted.total == pytest.approx(400.0)  # [T0, T0 + 5m]: first sample at 10 s
+
+
+def test_the_period_counts_traffic_since_the_last_grid_point(sqlite: Engine) -> None:
+    """A short run that straddles a grid point (the demo's 5 s of traffic at 12:30:00): the
+    period's grid record holds only what came before the point; the failures after it are
+    still in `/sla/status`, while the 5m and 1d burn windows stay exactly the rules' values."""
+    slo = slo_named(f"straddle-{uuid.uuid4().hex[:8]}")
+    start = T0 - timedelta(seconds=4)
+    for second, (good, total) in enumerate(
+        [(0, 0), (10, 10), (20, 20), (30, 30), (40, 40), (45, 50), (50, 60)]
+    ):
+        samples.append(
+            sqlite, slo.name, "a:1", samples.Sample(start + timedelta(seconds=second), good, total)
+        )
+    now = start + timedelta(seconds=6)
+    reading = evaluate.embedded(sqlite, slo, now)
+    assert (reading.good, reading.total) == pytest.approx((50.0, 60.0))  # 40 by the grid point, 20 after
+    assert reading.period_ratio == pytest.approx(10 / 60)
+    series = index.load(sqlite, slo.name, now - timedelta(days=1), now)
+    lagging = index.counts(series, now.timestamp(), 86400)  # what Prometheus holds until 12:35
+    assert lagging.gridded and (lagging.good, lagging.total) == pytest.approx((40.0, 40.0))
+    assert reading.window_ratios["1d"] == 0.0  # the burn windows lag like the rules
 
 
 def test_stored_deltas_accumulate_to_the_decoded_samples() -> None:

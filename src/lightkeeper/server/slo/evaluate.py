@@ -107,7 +107,7 @@ def embedded(engine: Engine, slo: SLO, now: datetime) -> Reading:
     series = index.load(engine, slo.name, now - timedelta(seconds=longest), now)
     newest = [t for s in series if (t := s.newest(now.timestamp())) is not None]
     end = max(newest, default=None)
-    counted = None if end is None else index.counts(series, end, period)
+    counted = None if end is None else index.counts(series, end, period, fresh=True)
     good, total = (None, None) if counted is None else (counted.good, counted.total)
     bad = None if good is None or total is None else max(0.0, total - good)
     windows = {w: _indexed_ratio(series, end, slo_math.duration_seconds(w)) for w in slo_math.BURN_WINDOWS}
@@ -183,7 +183,7 @@ def history(
             b = probe_source.period_budget(engine, slo, moment, now)
         else:
             newest = [t for s in series if (t := s.newest(moment.timestamp())) is not None]
-            counted = index.counts(series, max(newest), period) if newest else None
+            counted = index.counts(series, max(newest), period, fresh=True) if newest else None
             b = slo_math.budget(
                 slo.objective, period, *((None, None) if counted is None else (counted.good, counted.total))
             )

@@ -544,7 +544,7 @@ class Counts:
         return (total / window - good / window) / (total / window)
 
 
-def counts(series: list[Series], end: float, window: float) -> Counts:
+def counts(series: list[Series], end: float, window: float, *, fresh: bool = False) -> Counts:
     """Events over the window ending at `end`, counted as the generated rules do: from the
     5-minute grid records for long windows (`slo_math.uses_count_records`), else
     `increase()` over the raw samples.
@@ -552,10 +552,20 @@ def counts(series: list[Series], end: float, window: float) -> Counts:
     One deliberate difference: while no grid record falls in a long window (a series
     younger than its first grid step), Prometheus has no value, but the raw samples do;
     they are reported rather than no data, so a fresh install shows its first minutes.
+
+    `fresh` (the period's SLI and budget, which `/sla/status`, the demo and the history
+    show) adds the raw `increase()` since the last grid point to the grid records: the
+    value Prometheus will have at the next grid step, now. At a grid point it is exactly
+    the rules' value; the burn-rate windows stay unfreshened, so alerts match the rules.
     """
     start = end - window
     if slo_math.uses_count_records(window):
         total = grid_summed(series, TOTAL, start, end)
         if total is not None:
-            return Counts(grid_summed(series, GOOD, start, end), total, True)
+            good = grid_summed(series, GOOD, start, end)
+            last_point = (end // STEP) * STEP
+            if fresh and end > last_point and good is not None:
+                good += summed(series, GOOD, last_point, end) or 0.0
+                total += summed(series, TOTAL, last_point, end) or 0.0
+            return Counts(good, total, True)
     return Counts(summed(series, GOOD, start, end), summed(series, TOTAL, start, end), False)
