@@ -24,7 +24,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 import lightkeeper
-from lightkeeper.sdk.llm import record
+from lightkeeper.sdk.llm import coexist, record
 from lightkeeper.sdk.llm.anthropic import uninstrument_anthropic
 from lightkeeper.sdk.llm.openai import uninstrument_openai
 from lightkeeper.testing import capture_metrics
@@ -158,6 +158,23 @@ def test_a_call_the_anthropic_sdk_traces_itself_gets_no_second_span(
     finally:
         for client in (traced, untraced):
             uninstrument_anthropic(client)
+            client.close()
+
+
+def test_the_sdk_tracing_option_is_each_clients_own_and_a_copy_reads_its_own() -> None:
+    """The option is remembered per client: a copy made with another option must not inherit it."""
+    traced = anthropic.Anthropic(api_key="k", max_retries=0)
+    untraced = traced.with_options(open_telemetry=False)
+    traced_again = untraced.with_options(open_telemetry={"traces": {"enabled": True}})
+    plain = openai.OpenAI(api_key="sk-test", max_retries=0)
+    try:
+        for _ in range(2):  # the second round is answered from what the first remembered
+            assert coexist._sdk_traces(traced.messages)
+            assert not coexist._sdk_traces(untraced.messages)
+            assert coexist._sdk_traces(traced_again.messages)
+            assert not coexist._sdk_traces(plain.chat.completions)
+    finally:
+        for client in (traced, untraced, traced_again, plain):
             client.close()
 
 

@@ -7,7 +7,7 @@ these pin the rules each of those results depends on.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
@@ -135,6 +135,80 @@ def test_malformed_price_overrides_fail_at_start_up(prices: dict[str, dict[str, 
         load_settings(llm_prices=prices)
 
 
+def _library_price(provider: str, model: str, used: Tokens, when: datetime) -> Decimal:
+    import genai_prices
+
+    usage = genai_prices.Usage(
+        input_tokens=used.input,
+        output_tokens=used.output,
+        cache_read_tokens=used.cache_read,
+        cache_write_tokens=used.cache_write,
+    )
+    found = genai_prices.calc_price(usage, model, provider_id=provider, genai_request_timestamp=when)
+    return Decimal(found.total_price)
+
+
+def test_off_peak_prices_follow_the_hour_within_one_day() -> None:
+    """deepseek's off-peak rate changes within a day: a price set cached per day would miss it."""
+    used = Tokens(input=1_000_000, output=1_000_000)
+    day = datetime(2026, 3, 2, tzinfo=UTC)
+    seen = set()
+    for moment in (day.replace(hour=1), day.replace(hour=17), day.replace(hour=2), day.replace(minute=10)):
+        ours = pricing.price("deepseek", "deepseek-chat", used, moment, {})
+        assert ours is not None
+        assert ours.usd == _library_price("deepseek", "deepseek-chat", used, moment), moment
+        seen.add(ours.usd)
+    assert len(seen) == 2  # peak and off-peak both met, in either order
+
+
+def test_a_dated_change_starts_at_midnight_utc_whatever_was_priced_before() -> None:
+    start = datetime(2025, 6, 10, tzinfo=UTC)  # o3's price cut in the bundled table
+    used = Tokens(input=1_000_000, output=1_000_000)
+    moments = [
+        start - timedelta(microseconds=1),
+        start,
+        start - timedelta(hours=1),  # back in time, as a repricing of old calls goes
+        datetime(2025, 6, 10, 1, 30, tzinfo=timezone(timedelta(hours=2))),  # 23:30 UTC the day before
+        datetime(2025, 6, 10, 0, 0, 1),  # naive: read as UTC
+    ]
+    for moment in moments:
+        expected = sum(_o3_rates(moment))
+        by_time = pricing.price("openai", "o3", used, moment, {})
+        aware = moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+        delta = aware - datetime(1970, 1, 1, tzinfo=UTC)
+        at_ns = (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1000
+        by_ns = pricing.price_at("openai", "o3", used, at_ns, {})
+        assert by_time is not None and by_ns is not None
+        assert by_time.usd == by_ns.usd == expected, moment
+    assert sum(_o3_rates(moments[0])) != sum(_o3_rates(moments[1]))
+
+
+def test_a_new_price_table_replaces_what_was_looked_up_in_the_old_one() -> None:
+    """What `UpdatePrices` does: a custom snapshot, used from the next call on."""
+    import copy
+
+    from genai_prices import data_snapshot, types
+
+    used = Tokens(input=1_000_000, output=1_000_000)
+    when = datetime(2026, 1, 5, tzinfo=UTC)
+    before = pricing.price("openai", "gpt-4o", used, when, {})
+    assert before is not None and before.source == pricing.price_data_version()
+    providers = copy.deepcopy(get_snapshot().providers)
+    openai = next(p for p in providers if p.id == "openai")
+    model = next(m for m in openai.models if m.id == "gpt-4o")
+    model.prices = types.ModelPrice(input_mtok=Decimal("7"), output_mtok=Decimal("11"))
+    updated = data_snapshot.DataSnapshot(providers=providers, from_auto_update=True)
+    data_snapshot.set_custom_snapshot(updated)
+    try:
+        after = pricing.price("openai", "gpt-4o", used, when, {})
+        assert after is not None and after.usd == Decimal(18)
+        assert after.source.startswith("genai-prices data of ")
+    finally:
+        data_snapshot.set_custom_snapshot(None)
+    again = pricing.price("openai", "gpt-4o", used, when, {})
+    assert again is not None and again.usd == before.usd and again.source == before.source
+
+
 def test_the_price_data_version_names_the_table() -> None:
     from importlib.metadata import version
 
@@ -227,6 +301,40 @@ def test_a_wrapped_stream_yields_the_very_same_objects_and_forwards_attributes()
     stream = ObservedStream(Inner(items), Call("openai", "chat", "gpt-4o", None), Counting())
     assert [id(x) for x in stream] == [id(x) for x in items]
     assert stream.response == "the raw response"
+
+
+class ProviderStream(Inner):
+    """Like openai's and anthropic's streams: `__iter__` is a generator over the same source."""
+
+    def __iter__(self) -> Iterator[Any]:
+        yield from self._items
+
+
+def test_a_provider_stream_is_read_once_in_order_whichever_way_the_caller_reads() -> None:
+    items = [object() for _ in range(6)]
+    inner = ProviderStream(items)
+    with capture_metrics() as m:
+        stream = ObservedStream(inner, Call("openai", "chat", "gpt-4o", None), Counting())
+        first = next(stream)
+        rest = list(stream)
+    assert [id(x) for x in [first, *rest]] == [id(x) for x in items]
+    assert m.value("lightkeeper_llm_requests_total", status="ok") == 1
+
+
+def test_closing_a_finished_answer_drains_its_usage_from_the_same_source() -> None:
+    class AwaitingAfterFirst(Counting):
+        def observe(self, chunk: Any) -> None:
+            super().observe(chunk)
+            self.awaiting_usage = self.seen == 1  # the answer ends at the first chunk
+
+    inner = ProviderStream([object() for _ in range(4)])
+    with capture_metrics() as m:
+        stream = ObservedStream(inner, Call("openai", "chat", "gpt-4o", None), AwaitingAfterFirst())
+        next(stream)
+        stream.close()
+    assert inner.closed
+    assert m.value("lightkeeper_llm_requests_total", status="ok") == 1  # drained: complete, not abandoned
+    assert m.value("gen_ai_client_token_usage_sum", gen_ai_token_type="input") == 10
 
 
 def test_a_stream_closed_early_is_recorded_once_as_abandoned() -> None:

@@ -88,8 +88,8 @@ def llm_operation(
         _operation.reset(token)
 
 
-def current_operation() -> Operation | None:
-    return _operation.get()
+# The context variable's own method, not a function around it: read on every call.
+current_operation = _operation.get
 
 
 class Operations:

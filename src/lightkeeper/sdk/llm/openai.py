@@ -40,13 +40,14 @@ class ChatChunks:
         if self.model is None:
             self.model = chunk.model
         usage = chunk.usage
+        choices = chunk.choices
         if usage is not None:
             self.tokens = tokens.openai_chat(usage)
             self.awaiting_usage = False
-        elif chunk.choices and chunk.choices[0].finish_reason is not None:
+        elif choices and choices[0].finish_reason is not None:
             self.awaiting_usage = True
         if self._text is not None:
-            self._text.extend(c.delta.content for c in chunk.choices if c.delta.content)
+            self._text.extend(c.delta.content for c in choices if c.delta.content)
 
     def content(self) -> Any:
         return "".join(self._text) if self._text is not None else None

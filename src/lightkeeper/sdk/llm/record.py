@@ -20,7 +20,6 @@ from typing import Any
 from lightkeeper import catalogue
 from lightkeeper.sdk import settings as settings_module
 from lightkeeper.sdk.context import current as current_context
-from lightkeeper.sdk.context import current_request_id
 from lightkeeper.sdk.integrations._labels import exception_type
 from lightkeeper.sdk.llm import events, pricing, spans
 from lightkeeper.sdk.llm.labels import Models, Operation, Operations, current_operation
@@ -38,6 +37,8 @@ NOT_BILLED = "not billed (the provider returned an error)"
 NO_USAGE = "unpriced: no usage reported"
 UNKNOWN_MODEL = "unpriced: model not in the price table"
 _NO_TOKENS = Tokens()
+_time_ns = time.time_ns
+_perf_counter = time.perf_counter
 
 
 class Config:
@@ -54,6 +55,7 @@ class Config:
         self.batched = settings.flush_interval_ms > 0
         # Metric children by label values: `labels()` costs more than the update itself.
         self.children: dict[tuple[Any, ...], Any] = {}
+        self.series: dict[tuple[str, str, str, str, str], Series] = {}
 
 
 _config: Config | None = None
@@ -91,7 +93,6 @@ class Call:
         "prompt",
         "provider",
         "reader",
-        "request_id",
         "request_model",
         "response_model",
         "span",
@@ -107,15 +108,15 @@ class Call:
         self.gen_ai_operation = gen_ai_operation
         self.request_model = request_model if isinstance(request_model, str) else None
         self.operation: Operation | None = current_operation()
-        self.request_id = current_request_id()
+        # The request's frame, never mutated once set: its request id is read when recording.
         self.bound: Mapping[str, Any] = current_context()
-        self.span = spans.start()
+        self.span = span = spans.start()
         self.prompt = content_in  # hashed off the call path, for the cost event
-        self.content_in = content_in if self.span is not None and config().capture_content else None
+        self.content_in = content_in if span is not None and config().capture_content else None
         self.first_chunk_at: float | None = None
         self.done = False
-        self.start_ns = time.time_ns()
-        self.start = time.perf_counter()
+        self.start_ns = _time_ns()
+        self.start = _perf_counter()
 
     def finish(
         self,
@@ -130,7 +131,7 @@ class Call:
         """Queue the call for recording. `usage` + `reader`: read the tokens later, off the call path."""
         if self.done:
             return
-        self.end = time.perf_counter()
+        self.end = _perf_counter()
         self.done = True
         self.status = status
         self.tokens = tokens
@@ -195,6 +196,83 @@ def _child(cfg: Config, signal: catalogue.Signal, *labels: str) -> Any:
     return found
 
 
+class Series:
+    """The metric children one kind of call updates, found with one lookup per call.
+
+    Keyed by (provider, GenAI operation, model label, operation label, status). A child
+    that only some calls touch (time to first chunk, tokens, cost, unpriced) is made on
+    first use: making it would expose a zero series that no call ever wrote.
+    """
+
+    __slots__ = (
+        "_cfg",
+        "_cost",
+        "_first_chunk",
+        "_input",
+        "_output",
+        "_unpriced",
+        "duration",
+        "key",
+        "requests",
+    )
+
+    def __init__(self, cfg: Config, key: tuple[str, str, str, str, str]) -> None:
+        provider, gen_op, model, operation, status = key
+        self._cfg = cfg
+        self.key = key
+        self.duration = _child(cfg, catalogue.GEN_AI_OPERATION_DURATION, provider, gen_op, model)
+        self.requests = _child(cfg, catalogue.LLM_REQUESTS, provider, model, operation, status)
+        self._first_chunk: Any = None
+        self._input: Any = None
+        self._output: Any = None
+        self._cost: Any = None
+        self._unpriced: Any = None
+
+    def first_chunk(self) -> Any:
+        if self._first_chunk is None:
+            provider, gen_op, model, _, _ = self.key
+            self._first_chunk = _child(
+                self._cfg, catalogue.GEN_AI_TIME_TO_FIRST_CHUNK, provider, gen_op, model
+            )
+        return self._first_chunk
+
+    def input_tokens(self) -> Any:
+        if self._input is None:
+            provider, gen_op, model, _, _ = self.key
+            self._input = _child(self._cfg, catalogue.GEN_AI_TOKEN_USAGE, provider, gen_op, model, "input")
+        return self._input
+
+    def output_tokens(self) -> Any:
+        if self._output is None:
+            provider, gen_op, model, _, _ = self.key
+            self._output = _child(self._cfg, catalogue.GEN_AI_TOKEN_USAGE, provider, gen_op, model, "output")
+        return self._output
+
+    def cost(self) -> Any:
+        if self._cost is None:
+            provider, _, model, operation, _ = self.key
+            self._cost = _child(self._cfg, catalogue.LLM_COST, provider, model, operation)
+        return self._cost
+
+    def unpriced(self) -> Any:
+        if self._unpriced is None:
+            provider, _, model, _, _ = self.key
+            self._unpriced = _child(self._cfg, catalogue.LLM_UNPRICED_CALLS, provider, model)
+        return self._unpriced
+
+
+_MAX_SERIES = 4096
+
+
+def _series(cfg: Config, key: tuple[str, str, str, str, str]) -> Series:
+    found = cfg.series.get(key)
+    if found is None:
+        if len(cfg.series) >= _MAX_SERIES:  # labels are capped; this only bounds odd statuses
+            cfg.series.clear()
+        found = cfg.series[key] = Series(cfg, key)
+    return found
+
+
 def _record(call: Call) -> None:
     cfg = config()
     tokens = call.tokens
@@ -207,39 +285,41 @@ def _record(call: Call) -> None:
     operation = cfg.operations(op.name) if op is not None else call.gen_ai_operation
     provider, gen_op = call.provider, call.gen_ai_operation
     duration = call.end - call.start
-    ttfc = call.first_chunk_at - call.start if call.first_chunk_at is not None else None
+    first_chunk_at = call.first_chunk_at
+    ttfc = first_chunk_at - call.start if first_chunk_at is not None else None
 
-    _child(cfg, catalogue.GEN_AI_OPERATION_DURATION, provider, gen_op, model).observe(duration)
+    series = _series(cfg, (provider, gen_op, model, operation, status))
+    series.duration.observe(duration)
     if ttfc is not None:
-        _child(cfg, catalogue.GEN_AI_TIME_TO_FIRST_CHUNK, provider, gen_op, model).observe(ttfc)
+        series.first_chunk().observe(ttfc)
     if tokens is not None:
-        _child(cfg, catalogue.GEN_AI_TOKEN_USAGE, provider, gen_op, model, "input").observe(tokens.input)
+        series.input_tokens().observe(tokens.input)
         if gen_op != "embeddings":
-            _child(cfg, catalogue.GEN_AI_TOKEN_USAGE, provider, gen_op, model, "output").observe(
-                tokens.output
-            )
-    _child(cfg, catalogue.LLM_REQUESTS, provider, model, operation, status).inc()
+            series.output_tokens().observe(tokens.output)
+    series.requests.inc()
     if call.error is not None:
         _child(cfg, catalogue.GEN_AI_ERRORS, model, exception_type(call.error)).inc()
 
-    when = datetime.fromtimestamp(call.start_ns / 1e9, tz=UTC)
     cost: float | None = None
     if tokens is None:
         source = NOT_BILLED if status == ERROR else NO_USAGE
         if status == ERROR:
             cost = 0.0
     else:
-        priced = pricing.price(provider, response_model or call.request_model or "", tokens, when, cfg.prices)
+        priced = pricing.price_at(
+            provider, response_model or call.request_model or "", tokens, call.start_ns, cfg.prices
+        )
         source = priced.source if priced is not None else UNKNOWN_MODEL
         cost = float(priced.usd) if priced is not None else None
     if cost is None:
-        _child(cfg, catalogue.LLM_UNPRICED_CALLS, provider, model).inc()
+        series.unpriced().inc()
     elif cost > 0:
-        _child(cfg, catalogue.LLM_COST, provider, model, operation).inc(cost)
+        series.cost().inc(cost)
 
     if call.span is not None:
         _span(call, cfg, tokens, operation, cost, source)
     if events.has_sinks():
+        when = datetime.fromtimestamp(call.start_ns / 1e9, tz=UTC)
         events.emit(_event(call, cfg, when, tokens, operation, cost, source, duration, ttfc))
 
 
@@ -319,6 +399,6 @@ def _event(
         time_to_first_chunk_seconds=ttfc,
         user_hash=cfg.hash_user(str(user_id)) if user_id is not None else None,
         workspace_id=str(workspace) if workspace is not None else None,
-        request_id=call.request_id,
+        request_id=call.bound.get("request_id"),
         prompt_hash=prompt_hash,
     )

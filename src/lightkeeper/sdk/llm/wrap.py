@@ -36,18 +36,22 @@ class Endpoint:
     accumulator: Callable[[bool], Accumulator]
 
 
-def _snapshot(value: Any) -> Any:
-    return list(value) if type(value) is list else value
-
-
 def _open(endpoint: Endpoint, resource: Any, kwargs: dict[str, Any]) -> Call | None:
     try:
         # The message list is copied (not its messages): chat code appends the answer to
         # the very list it sent, before the call's prompt is hashed off the call path.
-        prompt = {k: _snapshot(kwargs[k]) for k in endpoint.prompt_keys if k in kwargs} or None
+        prompt: dict[str, Any] | None = None
+        for key in endpoint.prompt_keys:
+            if key in kwargs:
+                value = kwargs[key]
+                if prompt is None:
+                    prompt = {}
+                prompt[key] = list(value) if type(value) is list else value
         call = Call(endpoint.provider, endpoint.gen_ai_operation, kwargs.get("model"), prompt)
         started = call.span
-        if started is not None and coexist.traced_elsewhere(endpoint.provider, resource, started[2]):
+        if started is not None and coexist.traced_elsewhere(
+            endpoint.provider, resource, started[2], started[1]
+        ):
             call.span = call.content_in = None
         return call
     except Exception:
