@@ -33,6 +33,7 @@ from lightkeeper.spec.models import SEVERITIES, Receiver, Severity, SeverityRout
 from lightkeeper.stack import names, promql
 from lightkeeper.stack import slo as slo_math
 from lightkeeper.stack.errors import GenerationError
+from lightkeeper.stack.meta_rules import has_maintenance_alert
 from lightkeeper.stack.profile import Profile, get_profile
 from lightkeeper.stack.slo_rules import slo_burn_alert
 
@@ -182,7 +183,7 @@ def inhibit_rules(spec: Spec, profile: Profile | None = None) -> list[dict[str, 
             }
         )
     symptoms = f'category=~"{"|".join(names.SYMPTOM_CATEGORIES)}"'
-    if spec.inhibition.maintenance_silences_symptoms and spec.prometheus.server_targets:
+    if spec.inhibition.maintenance_silences_symptoms and has_maintenance_alert(spec):
         rules.append(
             {
                 "source_matchers": [f'alertname="{names.MAINTENANCE_ALERT}"'],

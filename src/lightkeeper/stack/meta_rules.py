@@ -66,9 +66,16 @@ def meta_alerts(ctx: Ctx) -> list[AlertDef]:
     ]
     if spec.inhibition.deploy_grace:
         alerts.append(_deploy_grace(ctx, spec.inhibition.deploy_grace))
-    if cat.MAINTENANCE.emitted and spec.prometheus.server_targets:
+    if has_maintenance_alert(spec):
         alerts.append(_maintenance(ctx))
     return alerts
+
+
+def has_maintenance_alert(spec: Spec) -> bool:
+    """MaintenanceWindow needs a scraped lightkeeper server that exposes the gauge; its
+    inhibition rule follows this one answer, so nothing routes or inhibits on an alert
+    that is never written."""
+    return cat.MAINTENANCE.emitted and bool(spec.prometheus.server_targets)
 
 
 _NOT_SILENCED = "Alerts are not silenced meanwhile: a bad deploy is the most common cause of incidents."

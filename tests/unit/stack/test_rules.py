@@ -11,7 +11,7 @@ from lightkeeper import catalogue as cat
 from lightkeeper.spec import starter
 from lightkeeper.spec.loader import parse_spec
 from lightkeeper.spec.models import Spec
-from lightkeeper.stack import names, prometheus, rules
+from lightkeeper.stack import alertmanager, names, prometheus, rules
 from lightkeeper.stack.alert_families import FAMILY_BY_KEY, is_active
 from lightkeeper.stack.errors import GenerationError
 from lightkeeper.stack.profile import get_profile
@@ -101,9 +101,17 @@ def test_meta_alerts_exist(monkeypatch: pytest.MonkeyPatch) -> None:
     # ... and only once the server emits the gauge (it is planned today).
     assert not cat.MAINTENANCE.emitted
     assert names.MAINTENANCE_ALERT not in {a.name for a in rules.all_alerts(with_server)}
+
+    def inhibited_by_maintenance(spec: Spec) -> bool:
+        return any(
+            names.MAINTENANCE_ALERT in str(r["source_matchers"]) for r in alertmanager.inhibit_rules(spec)
+        )
+
+    assert not inhibited_by_maintenance(with_server)  # no rule for an alert that is never written
     monkeypatch.setattr(cat, "MAINTENANCE", dataclasses.replace(cat.MAINTENANCE, planned=None))
     by_name = {a.name: a for a in rules.all_alerts(with_server)}
     assert cat.MAINTENANCE.name in by_name[names.MAINTENANCE_ALERT].expr
+    assert inhibited_by_maintenance(with_server) and not inhibited_by_maintenance(issue_spec())
 
 
 def test_disabled_and_overridden_families() -> None:
