@@ -7,6 +7,7 @@ from in progress to finished, so the counters never go down.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
@@ -14,11 +15,13 @@ from collections.abc import Iterable, Iterator
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import REGISTRY, Collector
 from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 from lightkeeper import catalogue
 from lightkeeper.server.deploys import store
 
 Key = tuple[str, str]
+log = logging.getLogger(__name__)
 
 
 def _histogram(signal: catalogue.Signal, observed: dict[Key, list[float]]) -> HistogramMetricFamily:
@@ -71,8 +74,17 @@ class DeploymentCollector(Collector):
         self.engine: Engine | None = None
 
     def collect(self) -> Iterator[Metric]:
-        if self.engine is not None:
-            yield from families(store.listing(self.engine))
+        """A store that cannot be read leaves the families out of this scrape (Prometheus
+        sees them absent, not a failed scrape), so a database outage never costs the rest
+        of `/metrics`, nor any other reader of the process registry."""
+        if self.engine is None:
+            return
+        try:
+            rows = store.listing(self.engine)
+        except SQLAlchemyError as exc:
+            log.warning("deployment metrics left out of this scrape: %s", type(exc).__name__)
+            return
+        yield from families(rows)
 
 
 _collector: DeploymentCollector | None = None
