@@ -7,17 +7,50 @@ SDK's `/metrics` renders the default registry, where this collector is registere
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Iterator
 
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import REGISTRY, Collector
 from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 from lightkeeper import catalogue
 from lightkeeper.server.http import reads
 
 LagSource = Callable[[], float | None]
+log = logging.getLogger(__name__)
+
+
+def _store_families(engine: Engine) -> Iterator[Metric]:
+    success = GaugeMetricFamily(catalogue.PROBE_SUCCESS.name, catalogue.PROBE_SUCCESS.help, labels=["probe"])
+    duration = GaugeMetricFamily(
+        catalogue.PROBE_DURATION_SECONDS.name, catalogue.PROBE_DURATION_SECONDS.help, labels=["probe"]
+    )
+    expiry = GaugeMetricFamily(
+        catalogue.PROBE_TLS_EXPIRY_SECONDS.name, catalogue.PROBE_TLS_EXPIRY_SECONDS.help, labels=["probe"]
+    )
+    for view in reads.probes(engine):
+        if view.state in ("up", "down"):
+            success.add_metric([view.name], 1.0 if view.state == "up" else 0.0)
+        if view.last_latency_ms is not None:
+            duration.add_metric([view.name], view.last_latency_ms / 1000)
+        if view.last_tls_expiry_seconds is not None:
+            expiry.add_metric([view.name], view.last_tls_expiry_seconds)
+    yield success
+    yield duration
+    yield expiry
+    yield GaugeMetricFamily(
+        catalogue.SERVER_INCIDENTS_OPEN.name,
+        catalogue.SERVER_INCIDENTS_OPEN.help,
+        value=reads.open_incident_count(engine),
+    )
+    yield GaugeMetricFamily(
+        catalogue.SERVER_OUTBOX_DEPTH.name,
+        catalogue.SERVER_OUTBOX_DEPTH.help,
+        value=reads.outbox_depth(engine),
+    )
 
 
 class ServerCollector(Collector):
@@ -26,38 +59,18 @@ class ServerCollector(Collector):
         self.scheduler_lag: LagSource = lambda: None
 
     def collect(self) -> Iterator[Metric]:
+        """A store that cannot be read leaves the probe and server families out of this
+        scrape, so a database outage never fails `/metrics` nor any other reader of the
+        process registry; the scheduler lag, read from memory, is still reported."""
         engine = self.engine
         if engine is None:
             return
-        success = GaugeMetricFamily(
-            catalogue.PROBE_SUCCESS.name, catalogue.PROBE_SUCCESS.help, labels=["probe"]
-        )
-        duration = GaugeMetricFamily(
-            catalogue.PROBE_DURATION_SECONDS.name, catalogue.PROBE_DURATION_SECONDS.help, labels=["probe"]
-        )
-        expiry = GaugeMetricFamily(
-            catalogue.PROBE_TLS_EXPIRY_SECONDS.name, catalogue.PROBE_TLS_EXPIRY_SECONDS.help, labels=["probe"]
-        )
-        for view in reads.probes(engine):
-            if view.state in ("up", "down"):
-                success.add_metric([view.name], 1.0 if view.state == "up" else 0.0)
-            if view.last_latency_ms is not None:
-                duration.add_metric([view.name], view.last_latency_ms / 1000)
-            if view.last_tls_expiry_seconds is not None:
-                expiry.add_metric([view.name], view.last_tls_expiry_seconds)
-        yield success
-        yield duration
-        yield expiry
-        yield GaugeMetricFamily(
-            catalogue.SERVER_INCIDENTS_OPEN.name,
-            catalogue.SERVER_INCIDENTS_OPEN.help,
-            value=reads.open_incident_count(engine),
-        )
-        yield GaugeMetricFamily(
-            catalogue.SERVER_OUTBOX_DEPTH.name,
-            catalogue.SERVER_OUTBOX_DEPTH.help,
-            value=reads.outbox_depth(engine),
-        )
+        try:
+            families = list(_store_families(engine))
+        except SQLAlchemyError as exc:
+            log.warning("server metrics left out of this scrape: %s", type(exc).__name__)
+            families = []
+        yield from families
         lag = self.scheduler_lag()
         if lag is not None:
             yield GaugeMetricFamily(
