@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
 
 from lightkeeper.stack import generate as gen
-from lightkeeper.stack.validate import CheckResult, amtool_checks, passed, run_checks
+from lightkeeper.stack.validate import (
+    CheckResult,
+    _test_rules,
+    amtool_checks,
+    check_dead_mans_switch,
+    passed,
+    run_checks,
+)
 from tests.unit.stack._specs import issue_spec
 
 
@@ -19,8 +27,6 @@ def generated(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _copy(src: Path, dst: Path) -> Path:
-    import shutil
-
     shutil.copytree(src, dst)
     return dst
 
@@ -122,8 +128,32 @@ def test_a_named_dead_mans_switch_receives_the_watchdog(tmp_path: Path) -> None:
     spec = parse_spec(text)
     out = tmp_path / "o"
     gen.generate(spec, out)
-    results = _by_name(run_checks(out, spec))
-    assert results["Watchdog reaches a dead man's switch"].status == "ok"
-    assert results["Watchdog reaches a dead man's switch"].detail == "Watchdog -> heartbeat"
-    assert results["amtool config routes test"].status == "ok"  # amtool: Watchdog -> heartbeat
+    switch = check_dead_mans_switch(spec)
+    assert (switch.status, switch.detail) == ("ok", "Watchdog -> heartbeat")
+    # amtool's routing tests include Watchdog -> heartbeat (the rules need no promtool run here)
+    assert _by_name(amtool_checks(out, spec, lambda _: None))["amtool config routes test"].status == "ok"
     assert "name: watchdog\n" not in (out / "alertmanager" / "alertmanager.yml").read_text()
+
+
+@pytest.mark.skipif(shutil.which("promtool") is None, reason="scripts/setup installs promtool")
+def test_rule_tests_run_one_process_per_file_and_report_every_failure_in_file_order(
+    generated: Path, tmp_path: Path
+) -> None:
+    out = _copy(generated, tmp_path / "o")
+    for name, before, after in (
+        ("golden-signals.yml", "> 0.05", "> 0.5"),
+        ("celery.yml", "for: ", "for: 9"),
+    ):
+        path = out / "prometheus" / "rules" / name
+        assert before in path.read_text()
+        path.write_text(path.read_text().replace(before, after, 1))
+    tests = sorted((out / "tests").glob("*.test.yml"))
+    chosen = [t for t in tests if t.name in {"golden-signals.test.yml", "celery.test.yml", "meta.test.yml"}]
+    promtool = shutil.which("promtool")
+    assert promtool is not None
+    code, output = _test_rules(promtool, chosen, out / "tests")
+    assert code == 1
+    named = [line.split(":")[0] for line in output.splitlines() if line.endswith(": exit code 1")]
+    assert named == ["celery.test.yml", "golden-signals.test.yml"]  # meta passes; order is the files'
+    assert "HTTPErrorRateHigh" in output
+    assert _test_rules(promtool, [t for t in tests if t.name == "meta.test.yml"], out / "tests") == (0, "")
