@@ -329,7 +329,8 @@ def test_an_indexed_table_is_counted_from_its_index_alone(
         source = query.resolve(conn, entity("big"))
         assert (source.status_indexed, source.age_indexed) == (True, True)
         assert query.resolve(conn, entity("big_plain")).status_indexed is False
-        statement = query.entity_query(entity("big"), source, datetime.now(UTC))
+        statement = query.entity_query(entity("big"), source)
+        statement = statement.params(query.cutoffs(entity("big"), source, datetime.now(UTC)))
         sql = statement.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True})
         plan = conn.exec_driver_sql(f"EXPLAIN (ANALYZE, FORMAT JSON) {sql}").scalar_one()
     scans = _scans(plan[0]["Plan"])

@@ -103,36 +103,50 @@ def _index_prefixes(connection: sa.Connection, table: sa.Table) -> list[tuple[st
     ]
 
 
-def entity_query(entity: Entity, source: Source, now: datetime) -> sa.CompoundSelect[Any]:
+def entity_query(entity: Entity, source: Source) -> sa.CompoundSelect[Any]:
     """(status, count, NULL...) per status, then (status, NULL, oldest, bands...) per processing status.
 
     Band i counts the rows older than threshold i but not older than threshold i + 1
     (the last band: older than the longest threshold); `fold` sums them into stuck counts.
+    The thresholds' cut-off times are bound parameters (`cutoffs` gives their values), so
+    one statement serves every sample: building and compiling it again each time cost
+    more than the index reads of a small table.
     """
     table = source.table
     # Read as plain text: a model's Enum column would refuse a value its Python enum lacks,
     # and a status the code does not know yet is exactly what `other` is there to count.
     status = sa.type_coerce(table.c[entity.status_column], sa.String())
     age = table.c[entity.age_column]
-    bounds = _bounds(entity, age, now)
-    counts, ages = _by_scanning(entity, table, status, age, bounds)
+    bounds = [sa.bindparam(_cutoff_name(i), type_=age.type) for i in range(len(entity.thresholds))]
     if source.status_indexed:
         counts = _counts_by_walking(table, status, age, len(bounds))
+    else:
+        counts = [_count_by_scanning(table, status, age, len(bounds))]
     if source.age_indexed:
         ages = _ages_by_ranges(entity, table, status, age, bounds)
+    else:
+        ages = [_ages_by_scanning(entity, table, status, age, bounds)]
     return sa.union_all(*counts, *ages)
 
 
-def _bounds(entity: Entity, age: sa.Column[Any], now: datetime) -> list[datetime]:
-    """Cut-off timestamps per threshold, shortest threshold (latest timestamp) first."""
+def cutoffs(entity: Entity, source: Source, now: datetime) -> dict[str, datetime]:
+    """Values of `entity_query`'s parameters: the cut-off time per threshold at `now`."""
+    age = source.table.c[entity.age_column]
     aware = bool(getattr(age.type, "timezone", False))
-    cutoffs = [now - timedelta(seconds=seconds) for _, seconds in entity.thresholds]
-    return [cutoff if aware else cutoff.replace(tzinfo=None) for cutoff in cutoffs]
+    values = {}
+    for i, (_, seconds) in enumerate(entity.thresholds):
+        cutoff = now - timedelta(seconds=seconds)
+        values[_cutoff_name(i)] = cutoff if aware else cutoff.replace(tzinfo=None)
+    return values
 
 
-def _bands(age: Any, bounds: Sequence[datetime]) -> list[sa.ColumnElement[bool]]:
-    """Conditions of the disjoint age bands between consecutive thresholds."""
-    older: list[datetime | None] = [*bounds[1:], None]
+def _cutoff_name(i: int) -> str:
+    return f"lk_cutoff_{i}"
+
+
+def _bands(age: Any, bounds: Sequence[Any]) -> list[sa.ColumnElement[bool]]:
+    """Conditions of the disjoint age bands between consecutive thresholds (latest cut-off first)."""
+    older: list[Any] = [*bounds[1:], None]
     return [
         sa.and_(age < hi, *(() if lo is None else (age >= lo,))) for hi, lo in zip(bounds, older, strict=True)
     ]
@@ -158,7 +172,7 @@ def _counts_by_walking(table: sa.Table, status: Any, age: Any, thresholds: int) 
 
 
 def _ages_by_ranges(
-    entity: Entity, table: sa.Table, status: Any, age: Any, bounds: Sequence[datetime]
+    entity: Entity, table: sa.Table, status: Any, age: Any, bounds: Sequence[Any]
 ) -> list[sa.Select[Any]]:
     """Per processing status: the oldest age in one descent, each band as one index range."""
     rows = []
@@ -175,21 +189,22 @@ def _ages_by_ranges(
     return rows
 
 
-def _by_scanning(
-    entity: Entity, table: sa.Table, status: Any, age: Any, bounds: Sequence[datetime]
-) -> tuple[list[sa.Select[Any]], list[sa.Select[Any]]]:
-    """Both parts as grouped scans: one pass over the table, one over the processing rows."""
-    counts = (
-        sa.select(status, sa.func.count(), *_no_ages(age, len(bounds))).select_from(table).group_by(status)
-    )
+def _count_by_scanning(table: sa.Table, status: Any, age: Any, thresholds: int) -> sa.Select[Any]:
+    """The counts as one grouped pass over the table."""
+    return sa.select(status, sa.func.count(), *_no_ages(age, thresholds)).select_from(table).group_by(status)
+
+
+def _ages_by_scanning(
+    entity: Entity, table: sa.Table, status: Any, age: Any, bounds: Sequence[Any]
+) -> sa.Select[Any]:
+    """The oldest age and the bands as one grouped pass over the processing rows."""
     bands = [sa.func.count(sa.case((band, 1))) for band in _bands(age, bounds)]
-    ages = (
+    return (
         sa.select(status, sa.cast(sa.null(), sa.BigInteger), sa.func.min(age), *bands)
         .select_from(table)
         .where(status.in_(entity.processing))
         .group_by(status)
     )
-    return [counts], [ages]
 
 
 def fold(entity: Entity, rows: Sequence[Any], now: datetime) -> EntitySample:

@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 import structlog
@@ -69,7 +69,7 @@ class WorkflowSampler:
         self.timeout_seconds = timeout_seconds
         self._engine = engine
         self._owns_engine = owns_engine
-        self._sources: dict[str, query.Source] = {}
+        self._sources: dict[str, tuple[query.Source, sa.CompoundSelect[Any]]] = {}
         self._started = time.monotonic()
         self._last_success: dict[str, float] = {}
         self._sampling = threading.Lock()
@@ -182,11 +182,13 @@ class WorkflowSampler:
         )
 
     def _sample_entity(self, conn: sa.Connection, *, entity: Entity) -> None:
-        source = self._sources.get(entity.label)
-        if source is None:
-            source = self._sources[entity.label] = query.resolve(conn, entity)
+        found_once = self._sources.get(entity.label)
+        if found_once is None:
+            source = query.resolve(conn, entity)
+            found_once = self._sources[entity.label] = (source, query.entity_query(entity, source))
+        source, statement = found_once
         now = datetime.now(UTC)
-        rows = conn.execute(query.entity_query(entity, source, now)).all()
+        rows = conn.execute(statement, query.cutoffs(entity, source, now)).all()
         found = query.fold(entity, rows, now)
         name = entity.label
         entities = metrics.family(catalogue.WORKFLOW_ENTITIES)
