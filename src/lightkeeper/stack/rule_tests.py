@@ -886,11 +886,12 @@ def regression_floor_case(ctx: TestCtx, alert: AlertDef) -> Case:
 
 # Families that compare with a week ago: (file suffix, seconds per step, their third case).
 # Each step is one evaluation of every rule in the file, so the coarsest step the
-# family's windows allow keeps promtool fast: the 10m window of NewExceptionType needs
-# 10m steps, the hour-long windows of the regression allow 30m.
+# family's windows allow keeps promtool fast: a step of 30m still puts one sample in
+# NewExceptionType's 10m window (the one at the evaluation) and two in the regression's
+# hour-long rate windows; CoreUsageQuiet's step is its `for:`.
 WEEK_FAMILIES: dict[str, tuple[str, int, Callable[[TestCtx, AlertDef], Case]]] = {
     "usage_quiet_ratio": ("usage-quiet", USAGE_QUIET_STEP_SECONDS, usage_quiet_floor_case),
-    "new_exception_types": ("new-exception", 600, new_exception_history_case),
+    "new_exception_types": ("new-exception", 1800, new_exception_history_case),
     "latency_regression_ratio": ("latency-regression", 1800, regression_floor_case),
 }
 
