@@ -15,8 +15,6 @@ not SLO math) are read from the generated rules.
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
@@ -26,6 +24,7 @@ import pytest
 import yaml
 
 from lightkeeper import slo_math
+from tests.support import promtool
 
 pytestmark = pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool is not installed")
 
@@ -93,10 +92,6 @@ def _counters(plan: list[Step]) -> tuple[list[float | None], list[float | None]]
 
 def _samples(values: list[float | None]) -> list[slo_math.Sample]:
     return [(float(t), v) for t, v in enumerate(values) if v is not None]
-
-
-def _series_text(values: list[float | None]) -> str:
-    return " ".join("_" if v is None else repr(v) for v in values)
 
 
 def _labels(extra: dict[str, str]) -> str:
@@ -183,12 +178,7 @@ def _expr_tests(
 
 @pytest.fixture(scope="module")
 def rules_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("slo-eq")
-    (root / "lightkeeper.yaml").write_text(SPEC)
-    cmd = [sys.executable, "-c", "from lightkeeper.cli import main; main()", "generate"]
-    cmd += ["--spec", "lightkeeper.yaml", "--out", "out", "--profile", "test"]
-    subprocess.run(cmd, cwd=root, check=True, capture_output=True, timeout=120)
-    return root / "out" / "prometheus" / "rules"
+    return promtool.generate(tmp_path_factory.mktemp("slo-eq"), SPEC) / "prometheus" / "rules"
 
 
 def _suite(rules: Path, scenario: str) -> tuple[dict[str, Any], list[list[dict[str, str]]]]:
@@ -196,12 +186,21 @@ def _suite(rules: Path, scenario: str) -> tuple[dict[str, Any], list[list[dict[s
     total = [None if g is None or b is None else g + b for g, b in zip(good, bad, strict=True)]
     s_good, s_bad, s_total = _samples(good), _samples(bad), _samples(total)
     series = [
-        {"series": f"http_requests_total{_labels({'status_code': '200'})}", "values": _series_text(good)},
-        {"series": f"http_requests_total{_labels({'status_code': '500'})}", "values": _series_text(bad)},
-        {"series": f"http_request_duration_seconds_count{_labels({})}", "values": _series_text(total)},
+        {
+            "series": f"http_requests_total{_labels({'status_code': '200'})}",
+            "values": promtool.series_text(good),
+        },
+        {
+            "series": f"http_requests_total{_labels({'status_code': '500'})}",
+            "values": promtool.series_text(bad),
+        },
+        {
+            "series": f"http_request_duration_seconds_count{_labels({})}",
+            "values": promtool.series_text(total),
+        },
         {
             "series": f"http_request_duration_seconds_bucket{_labels({'le': '0.3'})}",
-            "values": _series_text(good),
+            "values": promtool.series_text(good),
         },
     ]
 
@@ -235,17 +234,10 @@ def _suite(rules: Path, scenario: str) -> tuple[dict[str, Any], list[list[dict[s
     return suite, all_states
 
 
-def _promtool(path: Path, suite: dict[str, Any]) -> subprocess.CompletedProcess[str]:
-    path.write_text(yaml.safe_dump(suite, sort_keys=False))
-    return subprocess.run(
-        ["promtool", "test", "rules", str(path)], capture_output=True, text=True, timeout=300, check=False
-    )
-
-
 @pytest.mark.parametrize("scenario", list(SCENARIOS))
 def test_engine_and_generated_rules_agree(rules_dir: Path, tmp_path: Path, scenario: str) -> None:
     suite, states = _suite(rules_dir, scenario)
-    result = _promtool(tmp_path / "eq.yml", suite)
+    result = promtool.run(tmp_path / "eq.yml", suite)
     assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
     fired = {s for per_slo in states for step in per_slo for s in step.values()}
     if scenario in ("spike", "slow-burn", "counter-reset", "scrape-gap"):
@@ -262,5 +254,5 @@ def test_a_changed_factor_on_one_side_fails(
     tiers[0] = slo_math.TierSpec("page-fast", "1h", "5m", "0.03", "critical", "2m")
     monkeypatch.setattr(slo_math, "DEFAULT_TIERS", tuple(tiers))
     suite, _ = _suite(rules_dir, "spike")
-    result = _promtool(tmp_path / "eq.yml", suite)
+    result = promtool.run(tmp_path / "eq.yml", suite)
     assert result.returncode != 0
