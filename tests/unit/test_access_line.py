@@ -104,7 +104,9 @@ def test_info_sampling_applies_to_the_fast_line_and_counts_what_it_drops() -> No
             lk_logging.access("GET", "/ok", 200, "/ok", 1000, None, None, RID)
         for _ in range(20):
             lk_logging.access("GET", "/bad", 500, "/bad", 1000, None, None, RID)
-    got = lines(out)
+    # Other loggers share the stream (a background thread left by an earlier test in the
+    # same worker may write a line here): count the access lines only.
+    got = [line for line in lines(out) if "path" in line]
     kept = len([line for line in got if line["path"] == "/ok"])
     assert 100 < kept < 320
     assert len([line for line in got if line["path"] == "/bad"]) == 20  # errors are never sampled

@@ -7,8 +7,9 @@ import json
 import re
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -381,19 +382,30 @@ def _alert(name: str, severity: str, environment: str, category: str, **extra: s
     return {"labels": labels, "annotations": {"summary": name}}
 
 
-def _suppressed(base_url: str, sent: list[dict[str, object]]) -> dict[tuple[str, str], bool]:
+Key = Callable[[dict[str, Any]], tuple[str, str]]
+
+
+def _by_name(alert: dict[str, Any]) -> tuple[str, str]:
+    return alert["labels"]["alertname"], alert["labels"]["environment"]
+
+
+def _suppressed(
+    base_url: str, sent: list[dict[str, object]], expected: dict[tuple[str, str], bool], key: Key = _by_name
+) -> dict[tuple[str, str], bool]:
+    """Which alerts Alertmanager reports suppressed, read until it says `expected` or 15 s pass.
+
+    The inhibitor learns of a source alert asynchronously, after the API has accepted it,
+    so a read right after the post can still show its targets active.
+    """
     with httpx.Client(base_url=base_url, timeout=5) as client:
         client.post("/api/v2/alerts", json=sent).raise_for_status()
         deadline = time.monotonic() + 15
         while True:
             got = client.get("/api/v2/alerts").json()
-            if len(got) == len(sent) or time.monotonic() > deadline:
-                break
+            state = {key(a): a["status"]["state"] == "suppressed" for a in got}
+            if state == expected or time.monotonic() > deadline:
+                return state
             time.sleep(0.1)
-    return {
-        (a["labels"]["alertname"], a["labels"]["environment"]): a["status"]["state"] == "suppressed"
-        for a in got
-    }
 
 
 def test_real_alertmanager_inhibits_as_specified(tmp_path: Path) -> None:
@@ -406,9 +418,7 @@ def test_real_alertmanager_inhibits_as_specified(tmp_path: Path) -> None:
         _alert("Watchdog", "low", "all", "meta"),
         _alert("Watchdog", "low", "prod", "meta"),  # even with a critical next to it
     ]
-    with running_alertmanager(tmp_path) as url:
-        state = _suppressed(url, sent)
-    assert state == {
+    expected = {
         ("HTTPErrorRateHigh", "prod"): False,
         ("HTTPLatencyP95High", "prod"): True,
         ("CeleryQueueBacklog", "prod"): True,
@@ -417,6 +427,8 @@ def test_real_alertmanager_inhibits_as_specified(tmp_path: Path) -> None:
         ("Watchdog", "all"): False,
         ("Watchdog", "prod"): False,
     }
+    with running_alertmanager(tmp_path) as url:
+        assert _suppressed(url, sent, expected) == expected
 
 
 def test_real_alertmanager_deploy_grace_mutes_only_lower_tiers(tmp_path: Path) -> None:
@@ -429,9 +441,7 @@ def test_real_alertmanager_deploy_grace_mutes_only_lower_tiers(tmp_path: Path) -
         _alert("HTTPErrorRateHigh", "critical", "gamma", "errors"),  # critical: never muted by a deploy
         _alert("AvailabilityErrorBudgetBurn", "critical", "gamma", "slo", long_window="1h"),  # fast burn
     ]
-    with running_alertmanager(tmp_path, "inhibition: {deploy_grace: 10m}\n") as url:
-        state = _suppressed(url, sent)
-    assert state == {
+    expected = {
         ("DeploymentGracePeriod", "beta"): False,
         ("HTTPLatencyP95High", "beta"): True,
         ("AvailabilityErrorBudgetBurn", "beta"): True,
@@ -440,6 +450,8 @@ def test_real_alertmanager_deploy_grace_mutes_only_lower_tiers(tmp_path: Path) -
         ("HTTPErrorRateHigh", "gamma"): False,
         ("AvailabilityErrorBudgetBurn", "gamma"): False,
     }
+    with running_alertmanager(tmp_path, "inhibition: {deploy_grace: 10m}\n") as url:
+        assert _suppressed(url, sent, expected) == expected
 
 
 def test_real_alertmanager_pages_once_per_burn(tmp_path: Path) -> None:
@@ -450,20 +462,14 @@ def test_real_alertmanager_pages_once_per_burn(tmp_path: Path) -> None:
         _alert(burn, "critical", "prod", "slo", slo="availability", long_window="6h", short_window="30m"),
         _alert(burn, "critical", "beta", "slo", slo="availability", long_window="6h", short_window="30m"),
     ]
-    with running_alertmanager(tmp_path, slo) as url, httpx.Client(base_url=url, timeout=5) as client:
-        client.post("/api/v2/alerts", json=sent).raise_for_status()
-        deadline = time.monotonic() + 15
-        while True:
-            got = client.get("/api/v2/alerts").json()
-            if len(got) == len(sent) or time.monotonic() > deadline:
-                break
-            time.sleep(0.1)
-    state = {
-        (a["labels"]["environment"], a["labels"]["long_window"]): a["status"]["state"] == "suppressed"
-        for a in got
-    }
     # The fast page already reported the burn in prod; beta's slow burn has no fast page.
-    assert state == {("prod", "1h"): False, ("prod", "6h"): True, ("beta", "6h"): False}
+    expected = {("prod", "1h"): False, ("prod", "6h"): True, ("beta", "6h"): False}
+
+    def by_window(alert: dict[str, Any]) -> tuple[str, str]:
+        return alert["labels"]["environment"], alert["labels"]["long_window"]
+
+    with running_alertmanager(tmp_path, slo) as url:
+        assert _suppressed(url, sent, expected, by_window) == expected
 
 
 def test_one_page_per_burn_follows_custom_tiers_and_the_test_profile() -> None:
