@@ -363,3 +363,31 @@ def test_a_sample_cannot_write(schema: str, samplers: list[WorkflowSampler]) -> 
     assert "read-only transaction" in failed[0]["error"]
     with sa.create_engine(url("lk_admin")).connect() as conn:
         assert conn.exec_driver_sql(f"SELECT count(*) FROM {schema}.invites").scalar_one() == 4
+
+
+@pytest.mark.parametrize("connections", [1, 2])
+def test_a_sample_spreads_its_statements_over_the_samplers_connections(
+    samplers: list[WorkflowSampler], connections: int
+) -> None:
+    """Each statement reports the backend that ran it: as many backends as connections."""
+    slow_pid = "SELECT pg_backend_pid() + 0 * length(pg_sleep(0.4)::text)"
+    aggregates = [Aggregate(f"backend_{i}", slow_pid) for i in range(4)]
+    sampler = start(samplers, url(), aggregates=aggregates, background=False, connections=connections)
+    assert sampler.sample_once()
+    pids = {gauge("workflow_aggregate", name=a.name) for a in aggregates}
+    assert None not in pids and len(pids) == connections
+    assert _sampler_connections() == connections  # pooled, kept for the next sample
+
+
+def test_when_no_connection_opens_every_statement_is_a_connection_error(
+    schema: str, samplers: list[WorkflowSampler]
+) -> None:
+    refused = f"postgresql+psycopg://postgres@127.0.0.1:{services.free_port()}/test?connect_timeout=2"
+    sampler = start(
+        samplers, refused, entities=[items(schema)], aggregates=[pending(schema)], background=False
+    )
+    before = _error_counts()
+    assert sampler.sample_once() is False
+    after = _error_counts()
+    for name in ("items", "pending_invites"):
+        assert after.get((name, "connection"), 0) - before.get((name, "connection"), 0) == 1

@@ -1,6 +1,6 @@
 """The background sampler behind `lightkeeper.instrument_workflow()`.
 
-It runs in a thread of its own with an engine of its own (one pooled connection), so
+It runs in a thread of its own with an engine of its own (two pooled connections by default), so
 sampling never takes a connection from the application's pool and never runs on a
 request's path. Each entity and aggregate is sampled in its own read-only transaction
 under a statement timeout: one that fails or overruns is counted and logged, and its
@@ -15,6 +15,7 @@ import functools
 import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +34,10 @@ __all__ = ["WorkflowSampler", "instrument_workflow"]
 
 DEFAULT_INTERVAL_SECONDS = 60.0
 DEFAULT_TIMEOUT_SECONDS = 10.0
+# Two connections count two tables at once: on 1 M rows a sample then takes about what
+# one bare count(*) of every table does (bench/workflow_sampler.py).
+DEFAULT_CONNECTIONS = 2
+MAX_CONNECTIONS = 8
 # The sampler's engine speaks a synchronous driver; async drivers map to their sibling.
 _SYNC_DRIVERS = {
     "asyncpg": "psycopg",
@@ -62,8 +67,10 @@ class WorkflowSampler:
         aggregates: Sequence[Aggregate],
         interval_seconds: float,
         timeout_seconds: float,
+        connections: int = 1,
     ) -> None:
         self.entities = tuple(entities)
+        self.connections = connections
         self.aggregates = tuple(aggregates)
         self.interval_seconds = interval_seconds
         self.timeout_seconds = timeout_seconds
@@ -82,7 +89,12 @@ class WorkflowSampler:
         return (*(e.label for e in self.entities), *(a.name for a in self.aggregates))
 
     def sample_once(self) -> bool:
-        """Sample every entity and aggregate now, on one connection; True when all succeeded."""
+        """Sample every entity and aggregate now; True when all succeeded.
+
+        Up to `connections` connections take the statements from one list, each on its
+        own thread, so the database counts several tables at once (on PostgreSQL, one
+        backend process and CPU per connection).
+        """
         jobs: list[tuple[str, Callable[[sa.Connection], None]]] = [
             (e.label, functools.partial(self._sample_entity, entity=e)) for e in self.entities
         ]
@@ -91,15 +103,34 @@ class WorkflowSampler:
             if self._stop.is_set():
                 raise SamplerStopped("this workflow sampler is stopped; call instrument_workflow() again")
             began = time.monotonic()
-            try:
-                conn = self._engine.connect()
-            except Exception as exc:
-                for name, _ in jobs:
-                    self._failed(name, exc, "connection", began)
-                self.refresh_ages()
-                return False
-            with conn:
-                results = [self._guard(conn, name, job) for name, job in jobs]
+            pending = jobs[::-1]
+            taking = threading.Lock()
+
+            def drain() -> list[bool] | Exception:
+                try:
+                    conn = self._engine.connect()
+                except Exception as exc:
+                    return exc
+                done: list[bool] = []
+                with conn:
+                    while True:
+                        with taking:
+                            if not pending:
+                                return done
+                            name, job = pending.pop()
+                        done.append(self._guard(conn, name, job))
+
+            workers = max(1, min(self.connections, len(jobs)))
+            if workers == 1:
+                outcomes = [drain()]
+            else:
+                with ThreadPoolExecutor(workers, thread_name_prefix="lightkeeper-workflow") as pool:
+                    outcomes = list(pool.map(lambda _: drain(), range(workers)))
+            results = [ok for outcome in outcomes if isinstance(outcome, list) for ok in outcome]
+            refused = [outcome for outcome in outcomes if isinstance(outcome, Exception)]
+            for name, _ in pending[::-1]:  # no connection could be opened to take these
+                self._failed(name, refused[0], "connection", began)
+                results.append(False)
             self.refresh_ages()
             return all(results)
 
@@ -228,13 +259,14 @@ def instrument_workflow(
     interval_seconds: float = DEFAULT_INTERVAL_SECONDS,
     timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
     background: bool = True,
+    connections: int = DEFAULT_CONNECTIONS,
 ) -> WorkflowSampler:
     """Sample workflow gauges from the database every `interval_seconds`, off the request path.
 
     `engine` (an Engine, an AsyncEngine or a URL) only says which database: the sampler
-    builds its own engine from its URL, with one connection, so it never competes with
-    requests for the application's pool (`connect_args` are not copied; put driver
-    options in the URL). Each query stops after `timeout_seconds`. With
+    builds its own engine from its URL, with `connections` connections (one on SQLite),
+    so it never competes with requests for the application's pool (`connect_args` are
+    not copied; put driver options in the URL). Each query stops after `timeout_seconds`. With
     `background=False` no thread starts and the caller runs `sample_once()` itself (a
     cron job, a worker's beat). Call `stop()` on the result to end sampling.
     """
@@ -248,6 +280,8 @@ def instrument_workflow(
         raise ValueError(f"interval_seconds={interval_seconds}: sample at most once a second")
     if not 0 < timeout_seconds <= interval_seconds:
         raise ValueError(f"timeout_seconds={timeout_seconds} must be positive and at most the interval")
+    if not 1 <= connections <= MAX_CONNECTIONS:
+        raise ValueError(f"connections={connections}: between 1 and {MAX_CONNECTIONS}")
     check_unique(entities, aggregates)
     with _active_lock:
         taken = {n for other in _active for n in other.names} & {
@@ -256,9 +290,11 @@ def instrument_workflow(
         }
         if taken:
             raise DeclarationError(f"{sorted(taken)} are sampled already; stop() that sampler first")
-        own = _own_engine(engine)
+        own = _own_engine(engine, connections)
+        if own.dialect.name == "sqlite":
+            connections = 1  # one file: a second reader only adds contention
         sampler = WorkflowSampler(
-            own, own is not engine, entities, aggregates, interval_seconds, timeout_seconds
+            own, own is not engine, entities, aggregates, interval_seconds, timeout_seconds, connections
         )
         _active.append(sampler)
     metrics.before_collect(_refresh_all_ages)
@@ -275,7 +311,7 @@ def _refresh_all_ages() -> None:
         sampler.refresh_ages()
 
 
-def _own_engine(engine: sa.Engine | AsyncEngine | str) -> sa.Engine:
+def _own_engine(engine: sa.Engine | AsyncEngine | str, connections: int) -> sa.Engine:
     given = getattr(engine, "sync_engine", engine)  # an AsyncEngine's url is its sync engine's
     if isinstance(given, str):
         url = sa.make_url(given)
@@ -292,4 +328,4 @@ def _own_engine(engine: sa.Engine | AsyncEngine | str) -> sa.Engine:
         raise ValueError("an in-memory SQLite database is only reachable through its Engine; pass that")
     if url.get_backend_name() == "sqlite":
         return sa.create_engine(url, poolclass=sa.pool.NullPool)
-    return sa.create_engine(url, pool_size=1, max_overflow=0, pool_pre_ping=True, pool_recycle=1800)
+    return sa.create_engine(url, pool_size=connections, max_overflow=0, pool_pre_ping=True, pool_recycle=1800)
