@@ -17,7 +17,7 @@ import yaml
 
 from lightkeeper.stack.kubernetes import render
 from tests.unit.stack._specs import example_spec
-from tests.unit.stack.test_kubernetes import k8s_spec
+from tests.unit.stack.test_kubernetes import k8s_spec, remote_write_spec
 
 operator = pytest.importorskip("cloudcoil.models.prometheus_operator")
 from cloudcoil.models.prometheus_operator import v1, v1alpha1  # noqa: E402
@@ -59,6 +59,20 @@ def test_every_operator_resource_round_trips_through_the_published_schema(which:
                     mode="json", by_alias=True, exclude_none=True
                 )
                 assert dumped == flat
+
+
+def test_remote_write_in_the_stack_values_round_trips_through_the_prometheus_schema() -> None:
+    values = yaml.safe_load(render(remote_write_spec())["helm/kube-prometheus-stack-values.yaml"])
+    entries = values["prometheus"]["prometheusSpec"]["remoteWrite"]
+    assert len(entries) == 2
+    for entry in entries:
+        dumped = v1.RemoteWrite.model_validate(entry).model_dump(
+            mode="json", by_alias=True, exclude_none=True
+        )
+        assert dumped == entry
+    broken = {**entries[0], "basicAuth": {"password_file": "/run/secrets/x"}}  # the compose spelling
+    dumped = v1.RemoteWrite.model_validate(broken).model_dump(mode="json", by_alias=True, exclude_none=True)
+    assert dumped != broken
 
 
 def test_the_round_trip_catches_a_misspelt_field() -> None:

@@ -238,3 +238,60 @@ def test_cli_target_option(tmp_path: Path) -> None:
         app, ["generate", "--spec", str(EXAMPLE), "--out", str(out), "--target", "swarm"]
     )
     assert bad.exit_code == 2
+
+
+REMOTE_WRITE = """\
+  retention: 4d
+  remote_write:
+    - url: https://mimir.example.com/api/v1/push
+      basic_auth: {username: tenant-1, password_file: /run/secrets/mimir-password}
+      queue_config: {max_shards: 20, capacity: 5000}
+      retention: 400d
+    - url: https://thanos.example.com/api/v1/receive
+      bearer_token_file: /run/secrets/thanos-token
+"""
+
+
+def remote_write_spec() -> Spec:
+    text = K8S_SPEC.replace(
+        'prometheus: {server_targets: ["lightkeeper:8080"]}\n',
+        'prometheus:\n  server_targets: ["lightkeeper:8080"]\n' + REMOTE_WRITE,
+    )
+    return k8s_spec(text)
+
+
+def test_prometheus_retention_and_remote_write_reach_the_stack_values() -> None:
+    stack = yaml.safe_load(render(remote_write_spec())["helm/kube-prometheus-stack-values.yaml"])
+    prom = stack["prometheus"]["prometheusSpec"]
+    assert prom["retention"] == "4d"
+    mimir, thanos = prom["remoteWrite"]
+    # Credentials are keys of the spec's one Secret, named after the files: never inline.
+    assert mimir == {
+        "url": "https://mimir.example.com/api/v1/push",
+        "basicAuth": {
+            "username": {"name": "lightkeeper-alertmanager", "key": "mimir-password-username"},
+            "password": {"name": "lightkeeper-alertmanager", "key": "mimir-password"},
+        },
+        "queueConfig": {"capacity": 5000, "maxShards": 20},
+    }
+    assert thanos == {
+        "url": "https://thanos.example.com/api/v1/receive",
+        "authorization": {
+            "type": "Bearer",
+            "credentials": {"name": "lightkeeper-alertmanager", "key": "thanos-token"},
+        },
+    }
+    assert "tenant-1" not in yaml.safe_dump(stack)  # the user name lives in the Secret too
+    plain = yaml.safe_load(render(k8s_spec())["helm/kube-prometheus-stack-values.yaml"])
+    assert plain["prometheus"]["prometheusSpec"] == {"retention": "30d"}
+
+
+def test_a_secret_file_that_cannot_be_a_secret_key_names_the_field() -> None:
+    text = K8S_SPEC.replace(
+        'prometheus: {server_targets: ["lightkeeper:8080"]}\n',
+        "prometheus:\n  remote_write:\n"
+        "    - {url: 'https://m.example.com/push', bearer_token_file: '/run/secrets/thanos token'}\n",
+    )
+    with pytest.raises(GenerationError) as exc:
+        render(k8s_spec(text))
+    assert "prometheus.remote_write[0].bearer_token_file" in str(exc.value)
