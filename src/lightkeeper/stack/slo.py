@@ -57,6 +57,9 @@ class TierData:
 #   page-fast, so waiting a quarter hour costs little and filters bursts page-fast covers.
 # - ticket-fast / ticket-slow 1h: tickets are handled within the day; an hour of
 #   sustained burn is the least worth a ticket.
+# - no data 15m (`alerting.no_data_for`): a quarter hour without one counted request
+#   means a broken scrape, relabelling or SLI selector rather than a quiet service, and
+#   the budget is blind meanwhile; shorter would fire on every restart and redeploy.
 # The shares and windows live in the shared SLO math, which the server evaluates too.
 DEFAULT_TIERS: tuple[TierData, ...] = tuple(
     TierData(t.name, t.long_window, t.short_window, t.budget_share, cast(Severity, t.severity), t.for_)

@@ -38,3 +38,12 @@ def test_every_default_slo_tier_for_is_explained_next_to_the_tiers() -> None:
         pattern = rf"-\s(?:[\w-]+\s/\s)*{re.escape(tier.name)}(?:\s/\s[\w-]+)*\s{re.escape(tier.for_)}:"
         assert re.search(pattern, reasons), (tier.name, tier.for_)
     assert {t.for_ for t in slo.DEFAULT_TIERS} == {t.for_ for t in slo_math.DEFAULT_TIERS}
+
+
+def test_the_no_data_for_default_is_explained_next_to_the_tiers() -> None:
+    from lightkeeper.spec.models import SLOAlerting
+
+    source = resources.files("lightkeeper.stack").joinpath("slo.py").read_text()
+    reasons = _comment_block(source, "The table gives no `for:`")
+    default = SLOAlerting().no_data_for
+    assert re.search(rf"-\sno data {re.escape(default)} \(`alerting.no_data_for`\):", reasons), reasons
