@@ -97,3 +97,36 @@ def test_without_app_the_folder_names_the_service(tmp_path: Path, monkeypatch: p
     result = runner.invoke(app, ["init"])
     assert result.exit_code == 0, result.output
     assert load_spec(folder / "lightkeeper.yaml").service == "billing-api"
+
+
+def test_on_a_terminal_it_asks_per_group_and_writes_what_was_chosen(project: Path) -> None:
+    """The prompt path needs a real terminal (stdin.isatty()): run the CLI under a pty."""
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    controller, terminal = pty.openpty()
+    cmd = [sys.executable, "-c", "from lightkeeper.cli import main; main()"]
+    cmd += ["init", "--app", f"{project.name}:app"]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(project.parent), *sys.path])}
+    proc = subprocess.Popen(
+        cmd, stdin=terminal, stdout=terminal, stderr=terminal, cwd=project.parent, env=env
+    )
+    os.close(terminal)
+    os.write(controller, b"y\nn\ny\n")  # reads: yes, writes: no, auth: yes (in group order)
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(controller, 4096)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        shown += chunk
+    assert proc.wait(timeout=60) == 0, shown.decode(errors="replace")
+    os.close(controller)
+    text = shown.decode(errors="replace")
+    assert "/api/orgs/{org_id}" in text and "latency SLO" in text  # each group shows its routes
+    spec = load_spec(project.parent / "lightkeeper.yaml")
+    assert {s.name for s in spec.slos} == {"availability", "reads-latency", "auth-latency"}
