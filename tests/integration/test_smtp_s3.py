@@ -187,6 +187,29 @@ def test_s3_operations_of_an_instrumented_session(s3_endpoint: str) -> None:
     ], "bucket names and keys must never become labels"
 
 
+async def test_aioboto3_clients_emit_the_same_events_and_are_counted(s3_endpoint: str) -> None:
+    """aiobotocore's emitter runs botocore's handlers too: the same wrapper covers async clients."""
+    import aioboto3
+
+    session = aioboto3.Session(
+        aws_access_key_id="test", aws_secret_access_key="test", region_name="us-east-1"
+    )
+    lightkeeper.instrument_boto3(session)
+    config = Config(retries={"max_attempts": 1, "mode": "standard"}, connect_timeout=2, read_timeout=5)
+    before = {op: _calls("s3", op, "success") for op in ("CreateBucket", "PutObject", "GetObject")}
+    before_missing = _calls("s3", "GetObject", "client_error")
+    async with session.client("s3", endpoint_url=s3_endpoint, config=config) as s3:
+        await s3.create_bucket(Bucket="async-uploads")
+        await s3.put_object(Bucket="async-uploads", Key="avatars/4712.png", Body=b"png")
+        got = await s3.get_object(Bucket="async-uploads", Key="avatars/4712.png")
+        assert await got["Body"].read() == b"png"
+        with pytest.raises(ClientError, match="NoSuchKey"):
+            await s3.get_object(Bucket="async-uploads", Key="missing")
+    for op, value in before.items():
+        assert _calls("s3", op, "success") - value == 1, op
+    assert _calls("s3", "GetObject", "client_error") - before_missing == 1
+
+
 def test_s3_on_a_closed_port_is_a_connection_failure() -> None:
     session = _session()
     s3 = _client(session, f"http://127.0.0.1:{services.closed_port()}")
