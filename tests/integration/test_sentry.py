@@ -221,3 +221,41 @@ def test_with_sentry_performance_on_errors_are_still_reported_once() -> None:
         assert transaction["transaction"] == "/fail"
         everything = json.dumps([sentry.events, sentry.transactions])
         assert "abc123def456" not in everything and "eyJhbGciOiJIUzI1NiJ9" not in everything
+
+
+def test_a_browser_error_reaches_sentry_redacted_with_its_page(
+    receivers: tuple[SentryReceiver, OTLPReceiver],
+) -> None:
+    """RUM error beacons go to Sentry through the same before_send redaction as server errors."""
+    sentry, _ = receivers
+    chrome = (
+        "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36"
+    )
+    beacon = {
+        "page": "/items/{item_id}",
+        "device": "desktop",
+        "errors": [
+            {
+                "kind": "error",
+                "name": "TypeError",
+                "message": f"cannot read token of undefined {BEARER}",
+                "stack": "at load (https://app.example.com/app.js?api_key=sk-live-0123456789abcdef:1:9)",
+            }
+        ],
+    }
+    env = app_env(sentry.dsn, LIGHTKEEPER_RUM_ENABLED="true")
+    with services.uvicorn_process("tests.apps.traced_app:app", env=env) as (port, _):
+        response = httpx.post(
+            f"http://127.0.0.1:{port}/lightkeeper/rum",
+            content=json.dumps(beacon).encode(),
+            headers={"user-agent": chrome, "content-type": "text/plain;charset=UTF-8"},
+            timeout=10,
+        )
+        assert response.status_code == 204
+        sentry.wait(lambda: any(e.get("logger") == "lightkeeper.rum" for e in sentry.events), 15)
+    (event,) = [e for e in sentry.events if e.get("logger") == "lightkeeper.rum"]
+    assert event["tags"]["page"] == "/items/{item_id}" and event["tags"]["error_type"] == "TypeError"
+    assert event["message"].startswith("TypeError: cannot read token of undefined")
+    everything = json.dumps(event)
+    for secret in ("eyJhbGciOiJIUzI1NiJ9", "sk-live-0123456789abcdef"):
+        assert secret not in everything

@@ -35,6 +35,10 @@ def settings() -> dict: return {}
 @admin.get("/docs-index")
 def index() -> dict: return {}
 app.mount("/admin", admin)
+reports = APIRouter(prefix="/api/reports")
+@reports.get("/{report_id}")
+def report(report_id: int) -> dict: return {}
+app.include_router(reports)
 """
 
 
@@ -57,7 +61,7 @@ def test_groups_by_kind_with_mounted_routes_and_the_app_title(project: Path) -> 
     spec = load_spec(project.parent / "lightkeeper.yaml")
     assert spec.service == "orgs-service"
     assert spec.route_groups == {
-        "reads": ["/admin/docs-index", "/api/orgs/{org_id}", "/boom"],
+        "reads": ["/admin/docs-index", "/api/orgs/{org_id}", "/api/reports/{report_id}", "/boom"],
         "writes": ["/admin/settings", "/api/orgs"],
         "auth": ["/auth/token"],
     }

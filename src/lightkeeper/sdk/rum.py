@@ -22,7 +22,7 @@ from typing import Annotated, Any, Literal
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from lightkeeper import catalogue
+from lightkeeper import catalogue, route_table
 from lightkeeper.sdk import error_reporting, redact
 from lightkeeper.sdk.endpoints import _respond
 from lightkeeper.sdk.logs import emit
@@ -115,21 +115,6 @@ class TokenBuckets:
         return len(self._buckets)
 
 
-def _walk_routes(routes: Any, prefix: str, depth: int, out: dict[str, Any]) -> None:
-    if depth > 8:
-        return
-    for route in list(routes or ()):
-        template = getattr(route, "path_format", None) or getattr(route, "path", None)
-        if not isinstance(template, str):
-            continue
-        children = getattr(route, "routes", None)
-        if children is not None and not hasattr(route, "endpoint"):  # a Mount
-            _walk_routes(children, prefix + template.removesuffix("/{path}"), depth + 1, out)
-        elif hasattr(route, "endpoint"):
-            regex = getattr(route, "path_regex", None)
-            out[prefix + template] = regex if not prefix else None
-
-
 class PageNames:
     """Maps the page a beacon names to one of the app's route templates, or "other".
 
@@ -145,9 +130,7 @@ class PageNames:
     def _index(self) -> dict[str, Any]:
         length = len(self._routes) if self._routes is not None else 0
         if length != self._seen_length:
-            found: dict[str, Any] = {}
-            _walk_routes(self._routes, "", 0, found)
-            self._templates = found
+            self._templates = {e.template: e.regex for e in route_table.endpoints(self._routes)}
             self._seen_length = length
         return self._templates
 

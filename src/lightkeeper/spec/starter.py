@@ -19,6 +19,8 @@ from typing import Any
 
 import jinja2
 
+from lightkeeper import route_table
+
 # Framework plumbing that should not shape SLOs.
 _SKIP = re.compile(
     r"/(docs|redoc|openapi\.json|metrics|health\w*|healthz|livez|readyz|ping|favicon\.ico)(/|$)"
@@ -88,30 +90,12 @@ def load_app(ref: str) -> AppInfo:
     app: Any = getattr(module, attr, None)
     if app is None:
         raise AppImportError(f"--app {ref!r}: {module_name} has no attribute {attr!r}")
-    routes = [r for r in _routes(app, "") if r.path.startswith("/") and not _SKIP.search(r.path)]
+    found = (Route(e.template, e.methods) for e in route_table.endpoints(getattr(app, "routes", None)))
+    routes = [r for r in found if r.path.startswith("/") and not _SKIP.search(r.path)]
     if not routes:
         raise AppImportError(f"--app {ref!r}: the app declares no routes to build SLOs from")
     title = getattr(app, "title", None)
     return AppInfo(title if isinstance(title, str) and title not in _DEFAULT_TITLES else None, routes)
-
-
-def _routes(app: Any, prefix: str) -> list[Route]:
-    """Every endpoint, descending into `Mount`s (sub-apps, routers mounted by path) with their prefix."""
-    found: list[Route] = []
-    for route in getattr(app, "routes", None) or []:
-        path = getattr(route, "path", None)
-        if not isinstance(path, str):
-            continue
-        inner = getattr(route, "routes", None)
-        if inner:  # a Mount: its own routes sit under its path
-            found.extend(_routes(route, prefix + path.rstrip("/")))
-            continue
-        methods = getattr(route, "methods", None)
-        if methods is None and hasattr(route, "endpoint"):
-            methods = {"GET"}
-        if methods:
-            found.append(Route(prefix + path, frozenset(str(m).upper() for m in methods)))
-    return found
 
 
 def group_routes(routes: list[Route]) -> dict[str, list[str]]:
