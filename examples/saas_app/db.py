@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
-from sqlalchemy import Engine, create_engine, event, select
+from sqlalchemy import Engine, create_engine, event, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -51,9 +51,29 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+# "A day ago" and "a week ago" as one row, for the workflow aggregates of
+# examples/lightkeeper.yaml: date arithmetic is the one thing SQLite and PostgreSQL spell
+# differently, so it lives here and the spec's SQL runs on both. Each side compares in
+# the form the app's timestamps are stored in: SQLite holds UTC as text, PostgreSQL a
+# timestamp without time zone in the session's time zone.
+CUTOFFS_VIEW = "workflow_cutoffs"
+_CUTOFFS_SQL = {
+    "sqlite": f"CREATE VIEW IF NOT EXISTS {CUTOFFS_VIEW} AS "
+    "SELECT datetime('now', '-1 day') AS day_ago, datetime('now', '-7 days') AS week_ago",
+    "postgresql": f"CREATE OR REPLACE VIEW {CUTOFFS_VIEW} AS "
+    "SELECT LOCALTIMESTAMP - interval '1 day' AS day_ago, LOCALTIMESTAMP - interval '7 days' AS week_ago",
+}
+# Serializes CREATE OR REPLACE VIEW between workers starting on one PostgreSQL database.
+_SCHEMA_LOCK = 7_428_001
+
+
 def init_database(engine: Engine) -> None:
-    """Create the tables and, on an empty database, the demo tenant."""
+    """Create the tables, the cut-offs view and, on an empty database, the demo tenant."""
     Base.metadata.create_all(engine)
+    with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SCHEMA_LOCK})
+        conn.execute(text(_CUTOFFS_SQL[engine.dialect.name]))
     with Session(engine) as session:
         if session.scalar(select(Organization.id).limit(1)) is not None:
             return

@@ -40,6 +40,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at runtime `__getattr__` l
     from lightkeeper.sdk.settings import SettingsError
     from lightkeeper.sdk.usage import UsageError, auth_attempt, cache_hit, cache_miss, declare_usage, usage
     from lightkeeper.sdk.workflow.sampler import instrument_workflow
+    from lightkeeper.usage_spec import usage_events_from_spec
 
 # Public name -> the module that defines it. A test keeps this, `__all__` and the
 # TYPE_CHECKING imports above in step.
@@ -69,6 +70,7 @@ _EXPORTS: dict[str, str] = {
     "instrument_boto3": "lightkeeper.sdk.integrations.s3",
     "instrument_smtp": "lightkeeper.sdk.integrations.smtp",
     "instrument_workflow": "lightkeeper.sdk.workflow.sampler",
+    "usage_events_from_spec": "lightkeeper.usage_spec",
 }
 _SUBMODULES = frozenset({"celery", "health", "multiprocess", "redaction", "testing", "tracing", "workflow"})
 
@@ -105,6 +107,7 @@ __all__ = [
     "tracing",
     "track_dependency",
     "usage",
+    "usage_events_from_spec",
     "workflow",
 ]
 

@@ -656,8 +656,9 @@ class WorkflowAggregate(StrictModel):
 
 
 class UsageSection(StrictModel):
-    """Usage events the service counts with `lightkeeper.usage()`; the SDK gets the same
-    declaration through its `usage_events` setting (it never reads this file)."""
+    """Usage events the service counts with `lightkeeper.usage()`. The SDK never parses this
+    file itself: the service passes this section to its `usage_events` setting through
+    `lightkeeper.usage_events_from_spec()`, so the service and the generated alerts read one list."""
 
     events: list[str | dict[str, dict[str, list[str]]]] = Field(
         default_factory=list,
