@@ -27,5 +27,8 @@ async def refuse_nul(request: Request) -> None:
             raise HTTPException(400, "the query string contains a NUL character")
     if request.method in _BODY_METHODS:
         body = await request.body()
-        if b"\x00" in body or _JSON_NUL.search(body):
+        # The pattern can only match where the literal text `\u0000` occurs; a substring
+        # test first keeps the regex (which tries every offset) off ordinary bodies: 37 ms
+        # of a 482 KB cost-event batch without it (bench/cost_ingest.py).
+        if b"\x00" in body or (b"\\u0000" in body and _JSON_NUL.search(body)):
             raise HTTPException(400, "the request body contains a NUL character (\\u0000)")
