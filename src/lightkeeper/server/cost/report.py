@@ -32,13 +32,22 @@ def fetch(month: str, server: str | None, db: str | None) -> dict[str, Any]:
         import httpx
 
         token = os.environ.get("LIGHTKEEPER_ADMIN_TOKEN", "")
-        response = httpx.get(
-            server.rstrip("/") + "/api/cost/summary",
-            params={"from": first.isoformat(), "to": last.isoformat(), "group_by": "model"},
-            headers={"Authorization": f"Bearer {token}"},
-            timeout=30,
-        )
-        response.raise_for_status()
+        try:
+            response = httpx.get(
+                server.rstrip("/") + "/api/cost/summary",
+                params={"from": first.isoformat(), "to": last.isoformat(), "group_by": "model"},
+                headers={"Authorization": f"Bearer {token}"},
+                timeout=30,
+            )
+        except httpx.HTTPError as exc:
+            raise _fail(f"could not reach {server}: {type(exc).__name__}; is the server running?") from None
+        if response.status_code in (401, 403):
+            raise _fail(
+                f"{server} refused the admin token (HTTP {response.status_code}): "
+                "set LIGHTKEEPER_ADMIN_TOKEN to the server's admin token"
+            )
+        if response.status_code != 200:
+            raise _fail(f"{server} answered HTTP {response.status_code} to /api/cost/summary")
         data: dict[str, Any] = response.json()
         return data
     from lightkeeper.server.cost import summary
@@ -62,6 +71,10 @@ def report(
     from rich.table import Table
 
     data = fetch(month, server, db)
+    console = Console()
+    if not data["totals"]["calls"]:
+        console.print(f"No LLM cost events stored for {month}.")
+        return
     table = Table(title=f"LLM cost {month}")
     for column in ("model", "calls", "failed", "input tokens", "output tokens", "cost USD"):
         table.add_column(column, justify="left" if column == "model" else "right")
@@ -82,17 +95,33 @@ def report(
         "",
         f"{data['totals']['cost_usd']:.2f}",
     )
-    console = Console()
     console.print(table)
-    f = data["forecast"]
-    console.print(
-        f"Forecast {f['month']}: ${f['forecast_usd']:.2f} "
-        f"(${f['low_usd']:.2f} to ${f['high_usd']:.2f}; {f['method']})"
-    )
+    console.print(_forecast_line(month, data))
     for a in data["anomalies"]:
         console.print(f"Anomaly: {a['explanation']}")
     for r in data["recommendations"]:
         console.print(f"Advice: {r['message']}")
+
+
+def _forecast_line(month: str, data: dict[str, Any]) -> str:
+    """The forecast of the month asked for: a closed month's is its total, whatever the
+    summary forecast (a server forecasts its own current month)."""
+    _, last = _month(month)
+    total = float(data["totals"]["cost_usd"])
+    if last < datetime.now(UTC).date():
+        return f"Forecast {month}: ${total:.2f} (${total:.2f} to ${total:.2f}; the month is over: its total)"
+    f = data["forecast"]
+    if f["month"] != month:
+        return f"Forecast {month}: not before the month starts"
+    return (
+        f"Forecast {f['month']}: ${f['forecast_usd']:.2f} "
+        f"(${f['low_usd']:.2f} to ${f['high_usd']:.2f}; {f['method']})"
+    )
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(1)
 
 
 def register(root: typer.Typer) -> None:
