@@ -6,6 +6,7 @@ import io
 import json
 
 import pytest
+import structlog
 
 from lightkeeper.sdk import logs as lk_logging
 from lightkeeper.sdk.context import bind, scoped
@@ -25,6 +26,15 @@ CASES = [
 
 
 RID = "0af7651916cd43dd8448eb211c80319c"  # an id as the middleware issues them
+
+
+@pytest.fixture(autouse=True)
+def _no_structlog_context(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fast line stays off for good once the process has used structlog's
+    bind_contextvars (by design: such apps need the merge). Another test in the same
+    worker may have; these tests compare the fast line itself, so they start clean."""
+    structlog.contextvars.clear_contextvars()
+    monkeypatch.setattr(lk_logging, "_structlog_vars", {})
 
 
 def lines(out: io.BytesIO) -> list[dict]:
