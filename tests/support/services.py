@@ -16,6 +16,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 PG_ADMIN_URL = os.environ.get("LK_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_HOST = os.environ.get("LK_TEST_REDIS_HOST", "127.0.0.1")
@@ -29,11 +30,18 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_for_port(port: int, host: str = "127.0.0.1", timeout: float = 20.0) -> None:
+def wait_for_port(
+    port: int, host: str = "127.0.0.1", timeout: float = 60.0, process: subprocess.Popen[Any] | None = None
+) -> None:
+    """Until something listens on the port. Generous, because two xdist workers on a busy
+    2-CPU machine can take tens of seconds to import an app; a `process` that exits ends
+    the wait at once."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.5):
             return
+        if process is not None and process.poll() is not None:
+            raise TimeoutError(f"the process serving {host}:{port} exited with {process.returncode}")
         time.sleep(0.05)
     raise TimeoutError(f"nothing listening on {host}:{port} after {timeout}s")
 
@@ -127,7 +135,7 @@ def uvicorn_process(
         )
         try:
             try:
-                wait_for_port(port)
+                wait_for_port(port, process=proc)
             except TimeoutError:
                 proc.kill()
                 raise RuntimeError(f"uvicorn did not start:\n{out.read_text()[-4000:]}") from None

@@ -131,7 +131,7 @@ def example_app(
     port: int,
     database_url: str,
     workdir: Path,
-    ready_timeout: float = 30.0,
+    ready_timeout: float = 60.0,
     extra_env: Mapping[str, str] | None = None,
 ) -> Iterator[RunningApp]:
     """Start the example app, wait until /health/ready answers 200, stop it on exit."""

@@ -50,7 +50,7 @@ class DemoOptions:
     port: int = 0
     database_url: str | None = None
     seed: int = 0
-    ready_timeout: float = 30.0
+    ready_timeout: float = 60.0
     server: bool = True
     server_port: int = 0
     keep_running: bool = False
