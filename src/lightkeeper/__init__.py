@@ -23,6 +23,7 @@ from lightkeeper._version import __version__
 
 if TYPE_CHECKING:  # what type checkers and IDEs see; at runtime `__getattr__` loads these
     from lightkeeper import celery, health, multiprocess, redaction, testing, tracing, workflow
+    from lightkeeper.from_spec import llm_prices_from_spec, usage_events_from_spec
     from lightkeeper.sdk.context import bind, current_request_id
     from lightkeeper.sdk.dependencies import track_dependency
     from lightkeeper.sdk.error_reporting import capture_exception
@@ -40,7 +41,6 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at runtime `__getattr__` l
     from lightkeeper.sdk.settings import SettingsError
     from lightkeeper.sdk.usage import UsageError, auth_attempt, cache_hit, cache_miss, declare_usage, usage
     from lightkeeper.sdk.workflow.sampler import instrument_workflow
-    from lightkeeper.usage_spec import usage_events_from_spec
 
 # Public name -> the module that defines it. A test keeps this, `__all__` and the
 # TYPE_CHECKING imports above in step.
@@ -70,7 +70,8 @@ _EXPORTS: dict[str, str] = {
     "instrument_boto3": "lightkeeper.sdk.integrations.s3",
     "instrument_smtp": "lightkeeper.sdk.integrations.smtp",
     "instrument_workflow": "lightkeeper.sdk.workflow.sampler",
-    "usage_events_from_spec": "lightkeeper.usage_spec",
+    "usage_events_from_spec": "lightkeeper.from_spec",
+    "llm_prices_from_spec": "lightkeeper.from_spec",
 }
 _SUBMODULES = frozenset({"celery", "health", "multiprocess", "redaction", "testing", "tracing", "workflow"})
 
@@ -101,6 +102,7 @@ __all__ = [
     "instrument_sqlalchemy",
     "instrument_workflow",
     "llm_operation",
+    "llm_prices_from_spec",
     "multiprocess",
     "redaction",
     "testing",

@@ -711,6 +711,15 @@ class UsageSection(StrictModel):
         return self
 
 
+class LlmPrice(StrictModel):
+    """A negotiated rate in USD per million tokens (the SDK's `llm_prices` setting)."""
+
+    input: float = Field(ge=0)
+    output: float = Field(ge=0)
+    cached_input: float | None = Field(default=None, ge=0)
+    cache_write: float | None = Field(default=None, ge=0)
+
+
 class Budgets(StrictModel):
     llm_monthly_usd: float | None = Field(default=None, gt=0)
     # LLM cost budgets checked by the server (issue 13): per operation and per workspace, UTC months
@@ -764,6 +773,12 @@ class Spec(StrictModel):
     workflow: dict[WorkflowName, WorkflowEntity] = Field(default_factory=dict)
     workflow_aggregates: dict[WorkflowName, WorkflowAggregate] = Field(default_factory=dict)
     budgets: Budgets = Field(default_factory=lambda: Budgets())
+    llm_prices: dict[str, LlmPrice] = Field(
+        default_factory=dict,
+        description="Negotiated LLM rates by model, USD per million tokens; read by "
+        "lightkeeper.llm_prices_from_spec()",
+        examples=[{"gpt-4o": {"input": 2.0, "output": 8.0, "cached_input": 1.0}}],
+    )
     usage: UsageSection = Field(default_factory=lambda: UsageSection())
     probes: list[Probe] = Field(default_factory=list, examples=[PROBES_EXAMPLE])
     connectivity_check: ConnectivityCheck | None = None

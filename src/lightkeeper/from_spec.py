@@ -1,6 +1,11 @@
-"""Usage events from `lightkeeper.yaml`, so the service and the generated alerts read one list.
+"""What the service reads from `lightkeeper.yaml`: usage events and negotiated LLM prices.
 
-    lightkeeper.instrument(app, usage_events=lightkeeper.usage_events_from_spec("lightkeeper.yaml"))
+    lightkeeper.instrument(
+        app,
+        usage_events=lightkeeper.usage_events_from_spec("lightkeeper.yaml"),
+        llm=True,
+        llm_prices=lightkeeper.llm_prices_from_spec("lightkeeper.yaml"),
+    )
 
 A list repeated in the code drifts from the spec's: an event the spec calls core but the
 code never declares is refused at run time (or dropped in production) while its
@@ -14,7 +19,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["usage_events_from_spec"]
+__all__ = ["llm_prices_from_spec", "usage_events_from_spec"]
 
 
 def usage_events_from_spec(
@@ -29,3 +34,17 @@ def usage_events_from_spec(
     from lightkeeper.spec.loader import load_spec
 
     return load_spec(Path(path)).usage.declared()
+
+
+def llm_prices_from_spec(path: str | os.PathLike[str] = "lightkeeper.yaml") -> dict[str, dict[str, float]]:
+    """The negotiated rates `path` declares under `llm_prices`, as `instrument(llm_prices=...)` takes them.
+
+    USD per million tokens by model; they replace the price table's rates for those
+    models only (costs stay computed offline, in the service).
+    """
+    from lightkeeper.spec.loader import load_spec
+
+    return {
+        model: rates.model_dump(exclude_none=True)
+        for model, rates in load_spec(Path(path)).llm_prices.items()
+    }

@@ -127,6 +127,28 @@ def test_the_spec_parser_loads_on_call_only() -> None:
     assert out.returncode == 0, out.stderr
     found = json.loads(out.stdout)
 
-    assert found["module"] == "lightkeeper.usage_spec"
+    assert found["module"] == "lightkeeper.from_spec"
     assert found["before"] == []
     assert "lightkeeper.spec.loader" in found["after"] and "yaml" in found["after"]
+
+
+def test_negotiated_llm_prices_come_from_the_spec_and_price_calls(tmp_path: Path) -> None:
+    from lightkeeper.sdk.settings import Settings
+
+    path = write(
+        tmp_path,
+        "llm_prices:\n  gpt-4o: {input: 2.0, output: 8.0, cached_input: 1.0}\n"
+        "  my-finetune: {input: 0.5, output: 1.5}\n",
+    )
+    prices = lightkeeper.llm_prices_from_spec(path)
+    assert prices == {
+        "gpt-4o": {"input": 2.0, "output": 8.0, "cached_input": 1.0},
+        "my-finetune": {"input": 0.5, "output": 1.5},
+    }
+    assert Settings(llm_prices=prices).llm_prices == prices  # the SDK setting takes them as they are
+
+
+def test_a_price_without_an_output_rate_names_the_field(tmp_path: Path) -> None:
+    path = write(tmp_path, "llm_prices:\n  gpt-4o: {input: 2.0}\n")
+    with pytest.raises(ValueError, match=r"llm_prices\.gpt-4o\.output"):
+        lightkeeper.llm_prices_from_spec(path)
