@@ -4,20 +4,22 @@ Scopes: `global`, `operation:<name>`, `workspace:<id>` (a workspace's own quota,
 default quota every workspace gets). Spend is month-to-date from the daily roll-up (UTC
 months). The outbox's UNIQUE `dedupe_key` = `budget:{scope}:{period}:{threshold}` makes
 "once" hold across restarts and replicas: a check that runs again inserts nothing. The
-alert travels as an incident-shaped message (incident id 0) so every existing channel and
-the severity routing deliver it; 100 % is `high`, the warnings `medium`.
+alert travels as a labelled alert (`LLMBudgetThreshold`, with scope, workspace or
+operation, period and threshold as labels, spend and budget as annotations) through the
+severity routing to every channel, Alertmanager included; 100 % is `high`, the warnings
+`medium`.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Connection, Engine, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 
-from lightkeeper.server.engine.notify.message import Alert
+from lightkeeper.server.engine.notify.message import BUDGET_ALERTNAME, SLO_ALERT_KIND, SloAlert
 from lightkeeper.server.store.tables import llm_daily, outbox
 from lightkeeper.spec.models import Budgets
 
@@ -69,31 +71,59 @@ def check(engine: Engine, budgets: Budgets, now: datetime, service: str = "light
                 if state.percent < threshold:
                     break
                 key = f"budget:{state.scope}:{period}:{threshold}"
-                alert = Alert(
-                    event="opened",
-                    incident_id=0,
-                    probe=f"budget:{state.scope}",
-                    component=f"LLM budget {state.scope}",
-                    service=service,
-                    severity="high" if threshold >= 100 else "medium",
-                    cause=(
-                        f"LLM spend {period} reached {threshold}% of the {state.scope} budget: "
-                        f"${state.spent_usd:.2f} of ${state.limit_usd:.2f}"
-                    ),
-                    started_at=now,
-                )
-                if _enqueue(conn, alert, key, now):
+                if _enqueue(conn, budget_alert(state, threshold, now, service), key, now):
                     queued.append(key)
     return queued
 
 
-def _enqueue(conn: Connection, alert: Alert, key: str, now: datetime) -> bool:
+def budget_alert(state: BudgetState, threshold: int, now: datetime, service: str) -> SloAlert:
+    """A labelled alert an app or Alertmanager can act on without parsing text.
+
+    Each threshold of each scope and month is its own label set (Alertmanager would merge
+    50, 75 and 90 % of one workspace otherwise), and it ends with its month (`endsAt`), so
+    Alertmanager neither resolves it after `resolve_timeout` nor needs it re-posted.
+    """
+    moment = now.astimezone(UTC)
+    period = moment.strftime("%Y-%m")
+    kind, _, name = state.scope.partition(":")
+    labels = {
+        "alertname": BUDGET_ALERTNAME,
+        "category": "cost",
+        "service": service,
+        "severity": "high" if threshold >= 100 else "medium",
+        "scope": kind,
+        "period": period,
+        "threshold": str(threshold),
+        **({kind: name} if name else {}),
+    }
+    summary = f"LLM spend {period} reached {threshold}% of the {state.scope} budget"
+    annotations = {
+        "summary": summary,
+        "description": f"{summary}: ${state.spent_usd:.2f} of ${state.limit_usd:.2f}",
+        "spent_usd": f"{state.spent_usd:.2f}",
+        "budget_usd": f"{state.limit_usd:.2f}",
+    }
+    month_end = (moment.replace(day=28) + timedelta(days=4)).replace(
+        day=1, hour=0, minute=0, second=0, microsecond=0
+    )
+    return SloAlert(
+        status="firing",
+        slo=f"budget:{state.scope}",
+        tier=f"{period}:{threshold}",
+        labels=dict(sorted(labels.items())),
+        annotations=annotations,
+        started_at=moment,
+        ends_at=month_end,
+    )
+
+
+def _enqueue(conn: Connection, alert: SloAlert, key: str, now: datetime) -> bool:
     """Like `transitions.enqueue_alert`, but tells whether this call inserted the row by RETURNING
     (psycopg reports no row count for the executemany form that helper uses)."""
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
     row = {
         "dedupe_key": key,
-        "kind": "incident",
+        "kind": SLO_ALERT_KIND,
         "payload": alert.to_payload(),
         "created_at": now,
         "next_attempt_at": now,

@@ -45,8 +45,9 @@ def _slo_body(alert: SloAlert) -> dict[str, Any]:
         "annotations": dict(alert.annotations),
         "startsAt": alert.started_at.isoformat(),
     }
-    if alert.resolved_at is not None:
-        body["endsAt"] = alert.resolved_at.isoformat()
+    ends = alert.resolved_at or alert.ends_at
+    if ends is not None:
+        body["endsAt"] = ends.isoformat()
     return body
 
 

@@ -273,8 +273,8 @@ def _keep_alive_slo_alerts(conn: Connection, every: float, at: datetime) -> None
         latest[f"{payload['slo']}:{payload['tier']}"] = (key, payload)
     for key, payload in latest.values():
         alert = SloAlert.from_payload(payload)
-        if not alert.firing or alert.started_at > at - timedelta(seconds=every):
-            continue
+        if not alert.firing or alert.ends_at is not None or alert.started_at > at - timedelta(seconds=every):
+            continue  # an alert with its own end (endsAt) stays firing in Alertmanager until then
         n = int((at - alert.started_at).total_seconds() // every)
         row = {
             "dedupe_key": f"{key}:resend:{n}>alertmanager",

@@ -1,4 +1,5 @@
-"""The notification shapes every channel renders: an incident change, or an SLO burn-rate alert."""
+"""The notification shapes every channel renders: an incident change, or a labelled alert
+(an SLO burn-rate alert as the generated rule raises it, or an LLM budget threshold)."""
 
 from __future__ import annotations
 
@@ -77,6 +78,8 @@ class DeliveryError(Exception):
 
 
 SLO_ALERT_KIND = "slo_alert"
+# Budget alerts travel as labelled alerts too (kind SLO_ALERT_KIND), under this name.
+BUDGET_ALERTNAME = "LLMBudgetThreshold"
 SloStatus = Literal["firing", "resolved"]
 
 
@@ -96,6 +99,9 @@ class SloAlert:
     annotations: dict[str, str]
     started_at: datetime
     resolved_at: datetime | None = None
+    # When the alert ends by itself (a budget alert: at the end of its month). Alertmanager
+    # keeps an alert with a future `endsAt` firing until then, so it is never re-posted.
+    ends_at: datetime | None = None
 
     @property
     def firing(self) -> bool:
@@ -134,11 +140,13 @@ class SloAlert:
             "annotations": dict(self.annotations),
             "started_at": self.started_at.isoformat(),
             "resolved_at": self.resolved_at.isoformat() if self.resolved_at else None,
+            **({"ends_at": self.ends_at.isoformat()} if self.ends_at else {}),
         }
 
     @classmethod
     def from_payload(cls, data: dict[str, Any]) -> SloAlert:
         resolved = data.get("resolved_at")
+        ends = data.get("ends_at")
         return cls(
             status=data["status"],
             slo=str(data["slo"]),
@@ -147,6 +155,7 @@ class SloAlert:
             annotations={str(k): str(v) for k, v in data["annotations"].items()},
             started_at=datetime.fromisoformat(data["started_at"]),
             resolved_at=datetime.fromisoformat(resolved) if resolved else None,
+            ends_at=datetime.fromisoformat(ends) if ends else None,
         )
 
 

@@ -9,12 +9,14 @@ import httpx
 
 from lightkeeper.server.engine.notify import secrets
 from lightkeeper.server.engine.notify.http_post import post_json
-from lightkeeper.server.engine.notify.message import Notification, SloAlert
+from lightkeeper.server.engine.notify.message import BUDGET_ALERTNAME, Notification, SloAlert
 from lightkeeper.spec.models import WebhookReceiver
 
 
 def webhook_body(alert: Notification) -> dict[str, Any]:
-    kind = "slo" if isinstance(alert, SloAlert) else "incident"
+    kind = "incident"
+    if isinstance(alert, SloAlert):
+        kind = "budget" if alert.labels.get("alertname") == BUDGET_ALERTNAME else "slo"
     return {
         "kind": kind,
         **alert.to_payload(),
