@@ -1048,6 +1048,37 @@ DEPLOYMENTS_IN_PROGRESS = Signal(
     group="server",
     bounded=_DEPLOY,
 )
+# DORA's rates over the trailing DORA_WINDOW_DAYS, computed by the server from its stored
+# deployments, so a dashboard or alert needs no long-range PromQL over a sparse counter.
+DORA_WINDOW_DAYS = 30
+DEPLOYMENTS_PER_DAY = Signal(
+    "deployments_per_day",
+    "gauge",
+    "Deployments finished per day over the trailing 30 days (DORA deployment frequency).",
+    ("env", "component"),
+    emitter="server",
+    group="server",
+    bounded=_DEPLOY,
+)
+DEPLOYMENT_CHANGE_FAILURE_RATIO = Signal(
+    "deployment_change_failure_ratio",
+    "gauge",
+    "Share of the deployments finished in the trailing 30 days that failed or were rolled back "
+    "(DORA change failure rate).",
+    ("env", "component"),
+    emitter="server",
+    group="server",
+    bounded=_DEPLOY,
+)
+DEPLOYMENT_ROLLBACK_RATIO = Signal(
+    "deployment_rollback_ratio",
+    "gauge",
+    "Share of the deployments finished in the trailing 30 days that were rolled back.",
+    ("env", "component"),
+    emitter="server",
+    group="server",
+    bounded=_DEPLOY,
+)
 
 ALL: tuple[Signal, ...] = tuple(v for v in dict(globals()).values() if isinstance(v, Signal))
 BY_NAME: dict[str, Signal] = {s.name: s for s in ALL}

@@ -11,6 +11,7 @@ import logging
 import threading
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime, timedelta
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import REGISTRY, Collector
@@ -34,8 +35,11 @@ def _histogram(signal: catalogue.Signal, observed: dict[Key, list[float]]) -> Hi
     return family
 
 
-def families(deployments: Iterable[store.Deployment]) -> Iterator[Metric]:
-    """The four deployment families for the given rows (every row ever stored)."""
+def families(deployments: Iterable[store.Deployment], now: datetime | None = None) -> Iterator[Metric]:
+    """The deployment families for the given rows (every row ever stored): the four raw
+    ones, then DORA's frequency, change-failure and rollback rates over the trailing window."""
+    since = (now or datetime.now(UTC)) - timedelta(days=catalogue.DORA_WINDOW_DAYS)
+    recent: dict[Key, list[str]] = defaultdict(list)
     finished: dict[tuple[str, str, str], int] = defaultdict(int)
     running: dict[Key, int] = {}
     durations: dict[Key, list[float]] = defaultdict(list)
@@ -47,6 +51,8 @@ def families(deployments: Iterable[store.Deployment]) -> Iterator[Metric]:
             running[key] = 1
             continue
         finished[(d.env, d.component, d.status)] += 1
+        if d.finished_at is not None and _aware(d.finished_at) >= since:
+            recent[key].append(d.status)
         if (duration := d.duration_seconds) is not None:
             durations[key].append(duration)
         if (lead := d.lead_time_seconds) is not None:
@@ -67,6 +73,32 @@ def families(deployments: Iterable[store.Deployment]) -> Iterator[Metric]:
     for key, value in sorted(running.items()):
         in_progress.add_metric(list(key), value)
     yield in_progress
+    yield from _dora(recent)
+
+
+def _dora(recent: dict[Key, list[str]]) -> Iterator[Metric]:
+    """Rates of the components that finished a deployment in the window (a ratio of none is no value)."""
+    days = catalogue.DORA_WINDOW_DAYS
+    per_day, failing, rolled_back = (
+        GaugeMetricFamily(s.name, s.help, labels=list(s.labels))
+        for s in (
+            catalogue.DEPLOYMENTS_PER_DAY,
+            catalogue.DEPLOYMENT_CHANGE_FAILURE_RATIO,
+            catalogue.DEPLOYMENT_ROLLBACK_RATIO,
+        )
+    )
+    for key, statuses in sorted(recent.items()):
+        n = len(statuses)
+        per_day.add_metric(list(key), n / days)
+        failing.add_metric(list(key), sum(s in ("failure", "rolled_back") for s in statuses) / n)
+        rolled_back.add_metric(list(key), statuses.count("rolled_back") / n)
+    yield per_day
+    yield failing
+    yield rolled_back
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 class DeploymentCollector(Collector):
