@@ -1054,7 +1054,7 @@ DORA_WINDOW_DAYS = 30
 DEPLOYMENTS_PER_DAY = Signal(
     "deployments_per_day",
     "gauge",
-    "Deployments finished per day over the trailing 30 days (DORA deployment frequency).",
+    "Successful deployments per day over the trailing 30 days (DORA deployment frequency).",
     ("env", "component"),
     emitter="server",
     group="server",

@@ -100,7 +100,7 @@ DASHBOARD_TITLES: dict[DashboardKey, str] = {
     "usage": "Usage",
     "database-queue": "Database & Queue",
     "llm-cost": "LLM Cost",
-    "deployments": "Deployments",
+    "deployments": "Deployment Health",
 }
 
 # Fixed datasource uids so dashboards provision unattended (no __inputs).

@@ -1,5 +1,5 @@
 """Issue 14, stack side: host alerts (node-exporter), a new exception type, latency week over
-week, DeploymentInProgress from the server's own data, and the Deployments dashboard.
+week, DeploymentInProgress from the server's own data, and the Deployment Health dashboard.
 
 The generated promtool cases run with the real promtool; mutated rules must fail them,
 so the cases are shown to bite. The server's deployment gauge comes from its real

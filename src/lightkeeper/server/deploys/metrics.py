@@ -89,7 +89,7 @@ def _dora(recent: dict[Key, list[str]]) -> Iterator[Metric]:
     )
     for key, statuses in sorted(recent.items()):
         n = len(statuses)
-        per_day.add_metric(list(key), n / days)
+        per_day.add_metric(list(key), statuses.count("success") / days)  # as /api/deployments/dora
         failing.add_metric(list(key), sum(s in ("failure", "rolled_back") for s in statuses) / n)
         rolled_back.add_metric(list(key), statuses.count("rolled_back") / n)
     yield per_day
