@@ -51,6 +51,7 @@ def server(
 
     from lightkeeper.server.main import serve
     from lightkeeper.server.store.single_replica import StoreInUse
+    from lightkeeper.server.workflow import WorkflowConfigError
 
     config = _config(spec, db, host=host, port=port).model_copy(update={"slo_environment": environment})
     known = sorted(config.spec.environments) if config.spec is not None else []
@@ -62,7 +63,7 @@ def server(
         raise typer.Exit(2)
     try:
         asyncio.run(serve(config, announce=typer.echo))
-    except StoreInUse as exc:
+    except (StoreInUse, WorkflowConfigError) as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(2) from None
     except KeyboardInterrupt:

@@ -24,6 +24,7 @@ import httpx
 import uvicorn
 from sqlalchemy import Engine, insert, select
 
+from lightkeeper.server import workflow
 from lightkeeper.server.config import ServerConfig
 from lightkeeper.server.cost import loop as cost_loop
 from lightkeeper.server.engine.notify.dispatcher import Dispatcher
@@ -135,6 +136,9 @@ async def serve(
                 f"{generated}\n  use it as: Authorization: Bearer <token>"
             )
         mark_no_data(engine, after_crash=True)
+        # The service's workflow, when the spec asks this server to sample it; a missing
+        # database URL stops the start here, saying what to set.
+        sampler = workflow.start(config)
         section = config.server
         async with httpx.AsyncClient(timeout=10) as client:
             connectivity = (
@@ -184,6 +188,8 @@ async def serve(
                 for task in [watcher, *loops]:
                     with contextlib.suppress(asyncio.CancelledError):
                         await task
+                if sampler is not None:
+                    sampler.stop()
                 mark_no_data(engine)
                 engine.dispose()
 

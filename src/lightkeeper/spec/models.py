@@ -833,6 +833,13 @@ class Spec(StrictModel):
                 "receivers; add e.g. heartbeat: {webhook: {url: https://hc-ping.com/<uuid>}}",
                 ("dead_mans_switch",),
             )
+        sampled = self.server.workflow_environment
+        if sampled is not None and sampled not in self.environments:
+            raise LocatedValueError(
+                f"server.workflow_environment names {sampled!r}, which is not one of the environments "
+                f"({', '.join(self.environments)})",
+                ("server", "workflow_environment"),
+            )
         if not self.production_environments():
             raise ValueError(
                 f"none of the environments {', '.join(sorted(self.environments))} is production, so no alert"
@@ -884,6 +891,12 @@ class Spec(StrictModel):
         if env.production is not None:
             return env.production
         return environment in PRODUCTION_NAMES or len(self.environments) == 1
+
+    def workflow_sampled_environment(self) -> str | None:
+        """The environment whose workflow the server samples, when it samples one."""
+        if self.server.workflow_database_url_env is None or not (self.workflow or self.workflow_aggregates):
+            return None
+        return self.server.workflow_environment or next(iter(self.environments))
 
     def production_environments(self) -> list[str]:
         return [name for name in sorted(self.environments) if self.is_production(name)]

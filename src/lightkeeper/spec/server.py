@@ -56,6 +56,17 @@ class ServerSection(_Model):
     prometheus_timeout_seconds: float = Field(
         default=2.0, gt=0, le=30, description="Longest wait for Prometheus before SLOs show no data"
     )
+    workflow_database_url_env: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        description="Environment variable holding the service's database URL: the server then samples "
+        "the spec's workflow itself, for services that cannot run lightkeeper.instrument_workflow()",
+    )
+    workflow_environment: str | None = Field(
+        default=None,
+        description="The environment whose database that is (default: the spec's first); the server "
+        "started with that --environment samples it, and its series carry that environment",
+    )
     sla: SlaCommitments = Field(default_factory=lambda: SlaCommitments())
     credits: list[CreditTier] = Field(
         default_factory=list,

@@ -76,13 +76,26 @@ def config(spec: Spec, profile: Profile, rule_files: list[str]) -> dict[str, Any
             jobs.append(node_job(spec, env_name, nodes, labels, profile))
     if opts.server_targets:
         # The server reports maintenance windows and probes for many services: keep its labels.
-        jobs.append(
-            {
-                "job_name": SERVER_JOB,
-                "honor_labels": True,
-                "static_configs": [{"targets": sorted(opts.server_targets)}],
-            }
-        )
+        server_job: dict[str, Any] = {
+            "job_name": SERVER_JOB,
+            "honor_labels": True,
+            "static_configs": [{"targets": sorted(opts.server_targets)}],
+        }
+        sampled = spec.workflow_sampled_environment()
+        if sampled is not None:
+            # It samples the service's workflow too (server.workflow_database_url_env): its
+            # workflow gauges get the labels a service's own scrape would give them.
+            server_job["metric_relabel_configs"] = [
+                {
+                    "source_labels": ["__name__"],
+                    "regex": "workflow_.*",
+                    "target_label": label,
+                    "replacement": value,
+                    "action": "replace",
+                }
+                for label, value in (("service", spec.service), ("environment", sampled))
+            ]
+        jobs.append(server_job)
     out: dict[str, Any] = {
         "global": global_,
         "rule_files": rule_files,

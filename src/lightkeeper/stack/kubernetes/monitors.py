@@ -47,6 +47,18 @@ def monitor(spec: Spec, profile: Profile, scrape: Scrape) -> dict[str, Any]:
     if env is None:  # the lightkeeper server: its series carry their own service and environment
         endpoint["honorLabels"] = True
         endpoint["path"] = "/metrics"
+        sampled = spec.workflow_sampled_environment()
+        if sampled is not None:  # ... but for the workflow it samples: as in prometheus.yml
+            endpoint["metricRelabelings"] = [
+                {
+                    "action": "replace",
+                    "sourceLabels": ["__name__"],
+                    "regex": "workflow_.*",
+                    "targetLabel": label,
+                    "replacement": value,
+                }
+                for label, value in (("service", spec.service), ("environment", sampled))
+            ]
     else:
         endpoint["path"] = env.metrics_path
         endpoint["scheme"] = env.scheme
