@@ -233,7 +233,7 @@ def test_a_locked_table_times_out_without_blocking_the_others(
     assert age is not None and age < 0.5
 
 
-def _sampler_connections() -> int:
+def _sampler_connections(app: str = APP_NAME) -> int:
     admin = sa.create_engine(url("lk_admin"))
     try:
         with admin.connect() as conn:
@@ -241,7 +241,7 @@ def _sampler_connections() -> int:
                 conn.exec_driver_sql(
                     "SELECT count(*) FROM pg_stat_activity "
                     "WHERE application_name = %(app)s AND pid <> pg_backend_pid()",
-                    {"app": APP_NAME},
+                    {"app": app},
                 ).scalar_one()
             )
     finally:
@@ -372,11 +372,13 @@ def test_a_sample_spreads_its_statements_over_the_samplers_connections(
     """Each statement reports the backend that ran it: as many backends as connections."""
     slow_pid = "SELECT pg_backend_pid() + 0 * length(pg_sleep(0.4)::text)"
     aggregates = [Aggregate(f"backend_{i}", slow_pid) for i in range(4)]
-    sampler = start(samplers, url(), aggregates=aggregates, background=False, connections=connections)
+    # Its own application name: a backend another test just closed can linger in pg_stat_activity.
+    app = f"lk_spread_{uuid.uuid4().hex[:8]}"
+    sampler = start(samplers, url(app), aggregates=aggregates, background=False, connections=connections)
     assert sampler.sample_once()
     pids = {gauge("workflow_aggregate", name=a.name) for a in aggregates}
     assert None not in pids and len(pids) == connections
-    assert _sampler_connections() == connections  # pooled, kept for the next sample
+    assert _sampler_connections(app) == connections  # pooled, kept for the next sample
 
 
 def test_when_no_connection_opens_every_statement_is_a_connection_error(

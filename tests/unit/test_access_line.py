@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Iterator
 
 import pytest
 import structlog
@@ -29,12 +30,18 @@ RID = "0af7651916cd43dd8448eb211c80319c"  # an id as the middleware issues them
 
 
 @pytest.fixture(autouse=True)
-def _no_structlog_context(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The fast line stays off for good once the process has used structlog's
-    bind_contextvars (by design: such apps need the merge). Another test in the same
-    worker may have; these tests compare the fast line itself, so they start clean."""
+def _plain_process(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The fast line stays off for good in a process that used structlog's bind_contextvars
+    or set up tracing (its trace-id processor): such processes need the general pipeline,
+    by design. Another test in the same xdist worker may have done either; these tests
+    compare the fast line itself, so they start without both and restore them after."""
     structlog.contextvars.clear_contextvars()
     monkeypatch.setattr(lk_logging, "_structlog_vars", {})
+    monkeypatch.setattr(lk_logging, "_extra_processors", [])
+    yield
+    monkeypatch.undo()
+    if lk_logging._configured_with is not None:  # the pipeline gets its processors back
+        lk_logging.configure_logging(lk_logging._configured_with, force=True)
 
 
 def lines(out: io.BytesIO) -> list[dict]:
