@@ -18,12 +18,12 @@ import httpx
 import pytest
 from examples.saas_app import main as example_main
 from examples.saas_app.models import ContentItem, ContentStatus, User, Workspace
-from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 
 import lightkeeper
 from lightkeeper import catalogue, workflow
+from tests.integration.test_example_app import Samples, samples
 from tests.support import services
 
 pytestmark = pytest.mark.integration
@@ -32,18 +32,6 @@ APP = "examples.saas_app.main:app"
 SPEC = services.ROOT / "examples" / "lightkeeper.yaml"
 PAGE = "/app/items/{item_id}"
 BROWSER = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36"
-
-Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
-
-
-def samples(client: httpx.Client) -> Samples:
-    response = client.get("/metrics")
-    assert response.status_code == 200
-    return {
-        (s.name, frozenset(s.labels.items())): s.value
-        for family in text_string_to_metric_families(response.text)
-        for s in family.samples
-    }
 
 
 def series(snapshot: Samples, name: str) -> dict[frozenset[tuple[str, str]], float]:
